@@ -1,0 +1,25 @@
+"""slotattn: paper-exact Slot Attention (Locatello et al., NeurIPS 2020) in PyTorch.
+
+    >>> import torch
+    >>> from slotattn import SlotAttention
+    >>> sa = SlotAttention(num_slots=7, slot_size=64, input_size=64)
+    >>> slots, attn = sa(torch.randn(2, 100, 64))
+    >>> slots.shape, attn.shape
+    (torch.Size([2, 7, 64]), torch.Size([2, 7, 100]))
+"""
+
+from slotattn.config import Config, ConfigError, load_config
+from slotattn.models import AutoEncoderOutput, SlotAttentionAutoEncoder, build_model
+from slotattn.nn import SlotAttention
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AutoEncoderOutput",
+    "Config",
+    "ConfigError",
+    "SlotAttention",
+    "SlotAttentionAutoEncoder",
+    "build_model",
+    "load_config",
+]

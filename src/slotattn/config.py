@@ -1,0 +1,243 @@
+"""One frozen, typed config tree whose defaults are the paper's hyperparameters (Sec. 4 and appendix).
+
+Recipes in `configs/*.yaml` hold only overrides; `--set a.b=c` overrides one typed value. Every default below is
+asserted by `tests/test_config.py::test_defaults_are_the_paper_recipe`.
+"""
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file, key or value is not valid; the message says where and what was expected."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    resolution: tuple[int, int] = (128, 128)  # CLEVR6 recipe; Multi-dSprites 64x64, Tetrominoes 35x35
+    num_slots: int = 7  # CLEVR6 (up to 6 objects + background); Multi-dSprites 6, Tetrominoes 4
+    num_iterations: int = 3  # T in Algorithm 1; may be changed at test time
+    slot_size: int = 64  # D; also the q/k/v width, so logits are scaled by 64 ** -0.5 (Eq. 1)
+    mlp_hidden_size: int = 128  # Slot Attention's residual MLP
+    epsilon: float = 1e-8  # added to attn before the weighted mean (Algorithm 1)
+    encoder_channels: tuple[int, ...] = (64, 64, 64, 64)  # 4 conv layers 5x5, stride 1 (appendix)
+    encoder_kernel_size: int = 5
+    hidden_size: int = 64  # feedforward net on the encoder's set of features: Dense(64, relu), Dense(64)
+    decoder_broadcast_size: tuple[int, int] = (8, 8)  # CLEVR6: broadcast to 8x8, upsample x16
+    decoder_channels: tuple[int, ...] = (64, 64, 64, 64, 64)
+    decoder_strides: tuple[int, ...] = (2, 2, 2, 2, 1)
+    decoder_kernel_size: int = 5
+    decoder_out_kernel_size: int = 3  # last layer: 3x3, 4 channels (RGB + alpha logit)
+    use_encoder_position: bool = True
+    use_decoder_position: bool = True
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = "clevr6"  # which dataset specification: tetrominoes | multi_dsprites | clevr6
+    path: str | None = None  # a dataset directory written by `slotattn generate`/`convert`; None streams generated data
+    eval_path: str | None = None  # held-out split; None generates one from `eval_seed`
+    num_eval: int = 512  # examples in the held-out split when it is generated
+    eval_seed: int = 1_000_003  # seed of the generated held-out split, disjoint from training seeds
+    num_workers: int = 0  # DataLoader workers
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    learning_rate: float = 4e-4  # Adam, peak learning rate
+    warmup_steps: int = 10_000  # linear warm-up from 0
+    decay_rate: float = 0.5  # lr * decay_rate ** (step / decay_steps), also during warm-up (official train.py)
+    decay_steps: int = 100_000
+    grad_clip_norm: float | None = None  # the paper clips nothing; set for ablations only
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 500_000
+    batch_size: int = 64  # global batch (split over ranks under DDP)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    log_every: int = 100
+    eval_every: int = 10_000
+    ckpt_every: int = 10_000
+    vis_every: int = 10_000
+    keep_last: int = 3  # checkpoints kept in run_dir/checkpoints
+    eval_batch_size: int = 64
+    tensorboard: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    task: str = "object_discovery"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+TASKS = ("object_discovery",)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """The config as plain YAML/JSON-able containers (tuples become lists)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(cfg)
+
+
+def _all_keys(cls: type, prefix: str = "") -> list[str]:
+    keys = []
+    for f in dataclasses.fields(cls):
+        ftype = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(ftype):
+            keys += _all_keys(ftype, f"{prefix}{f.name}.")
+        else:
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+def _unknown_key(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, _all_keys(Config), n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return ConfigError(f"unknown config key '{key}'{hint}")
+
+
+def _coerce(key: str, value: Any, ftype: Any) -> Any:
+    """Check `value` against the field type, converting YAML lists to tuples and ints to floats."""
+    origin, args = typing.get_origin(ftype), typing.get_args(ftype)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0])
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' expects a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
+        if len(value) != len(args):
+            raise ConfigError(f"config key '{key}' expects {len(args)} values, got {len(value)}: {value!r}")
+        return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args)))
+    if ftype is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if ftype is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "4e-4" as a string
+            return float(value)
+        except ValueError:
+            pass
+    if ftype in (int, float, str, bool) and not (isinstance(value, ftype) and (ftype is bool or not isinstance(value, bool))):
+        raise ConfigError(f"config key '{key}' expects {ftype.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _apply(cfg: Any, updates: dict[str, Any], prefix: str = "") -> Any:
+    if not isinstance(updates, dict):
+        raise ConfigError(f"config section '{prefix.rstrip('.') or '<root>'}' must be a mapping, got {updates!r}")
+    hints = typing.get_type_hints(type(cfg))
+    changes = {}
+    for name, value in updates.items():
+        key = f"{prefix}{name}"
+        if name not in hints:
+            raise _unknown_key(key)
+        ftype = hints[name]
+        if dataclasses.is_dataclass(ftype):
+            changes[name] = _apply(getattr(cfg, name), {} if value is None else value, f"{key}.")
+        else:
+            changes[name] = _coerce(key, value, ftype)
+    return dataclasses.replace(cfg, **changes)
+
+
+def validate(cfg: Config) -> Config:
+    """Cross-field checks that single field types cannot express."""
+    if cfg.task not in TASKS:
+        raise ConfigError(f"config key 'task' must be one of {TASKS}, got {cfg.task!r}")
+    positive = {
+        "model.num_slots": cfg.model.num_slots,
+        "model.num_iterations": cfg.model.num_iterations,
+        "model.slot_size": cfg.model.slot_size,
+        "train.steps": cfg.train.steps,
+        "train.batch_size": cfg.train.batch_size,
+        "train.log_every": cfg.train.log_every,
+        "train.eval_every": cfg.train.eval_every,
+        "train.ckpt_every": cfg.train.ckpt_every,
+        "train.vis_every": cfg.train.vis_every,
+        "train.keep_last": cfg.train.keep_last,
+        "train.eval_batch_size": cfg.train.eval_batch_size,
+        "optim.decay_steps": cfg.optim.decay_steps,
+        "data.num_eval": cfg.data.num_eval,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"config key '{key}' must be >= 1, got {value}")
+    if cfg.optim.learning_rate <= 0:
+        raise ConfigError(f"config key 'optim.learning_rate' must be > 0, got {cfg.optim.learning_rate}")
+    if cfg.optim.warmup_steps < 0:
+        raise ConfigError(f"config key 'optim.warmup_steps' must be >= 0, got {cfg.optim.warmup_steps}")
+    if len(cfg.model.decoder_channels) != len(cfg.model.decoder_strides):
+        raise ConfigError(
+            f"config keys 'model.decoder_channels' ({len(cfg.model.decoder_channels)} layers) and "
+            f"'model.decoder_strides' ({len(cfg.model.decoder_strides)} layers) must have the same length"
+        )
+    return cfg
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split `a.b=c` into ('a.b', value), the value parsed as YAML (`--set train.steps=2000`)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override must look like 'section.key=value', got {text!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override {text!r}: cannot parse the value as YAML: {err}") from err
+    return key.strip(), value
+
+
+def _nest(key: str, value: Any) -> dict[str, Any]:
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return value
+
+
+def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
+    """Apply a (possibly partial) nested dict of overrides to `base` (default: the paper's defaults)."""
+    return validate(_apply(base or Config(), data or {}))
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the YAML recipe at `path` (overrides only), then each `a.b=c` override, then checks."""
+    cfg = Config()
+    if path is not None:
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text())
+        except FileNotFoundError as err:
+            raise ConfigError(f"config file not found: {path}") from err
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        try:
+            cfg = _apply(cfg, data or {})
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from err
+    for text in overrides:
+        key, value = parse_override(text)
+        cfg = _apply(cfg, _nest(key, value))
+    return validate(cfg)
+
+
+def dump_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (what `run_dir/config.yaml` holds)."""
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

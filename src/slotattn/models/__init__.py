@@ -1,0 +1,34 @@
+"""Whole models built from `slotattn.nn`; `build_model` is the only code that reads `ModelConfig`."""
+
+from torch import nn
+
+from slotattn.config import Config
+from slotattn.models.autoencoder import SlotAttentionAutoEncoder
+from slotattn.models.outputs import AutoEncoderOutput
+
+__all__ = ["AutoEncoderOutput", "SlotAttentionAutoEncoder", "build_model"]
+
+
+def build_model(cfg: Config) -> nn.Module:
+    """The model of `cfg.task`, built from `cfg.model`."""
+    m = cfg.model
+    if cfg.task == "object_discovery":
+        return SlotAttentionAutoEncoder(
+            resolution=m.resolution,
+            num_slots=m.num_slots,
+            num_iterations=m.num_iterations,
+            slot_size=m.slot_size,
+            mlp_hidden_size=m.mlp_hidden_size,
+            epsilon=m.epsilon,
+            encoder_channels=m.encoder_channels,
+            encoder_kernel_size=m.encoder_kernel_size,
+            hidden_size=m.hidden_size,
+            decoder_broadcast_size=m.decoder_broadcast_size,
+            decoder_channels=m.decoder_channels,
+            decoder_strides=m.decoder_strides,
+            decoder_kernel_size=m.decoder_kernel_size,
+            decoder_out_kernel_size=m.decoder_out_kernel_size,
+            use_encoder_position=m.use_encoder_position,
+            use_decoder_position=m.use_decoder_position,
+        )
+    raise ValueError(f"build_model: unknown task {cfg.task!r}")

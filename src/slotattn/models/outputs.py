@@ -1,0 +1,24 @@
+"""What the models return: frozen dataclasses of tensors with documented shapes."""
+
+from dataclasses import dataclass
+
+from slotattn.shapes import Float, Tensor
+
+
+@dataclass(frozen=True)
+class AutoEncoderOutput:
+    """Output of `SlotAttentionAutoEncoder`.
+
+    Attributes:
+        recon: the reconstructed image, sum over slots of masks * recons, in the input's [-1, 1] range.
+        recons: each slot's RGB.
+        masks: each slot's alpha mask, softmaxed over slots (sums to 1 over K).
+        slots: the slot vectors.
+        attn: Slot Attention's last attention map over the encoder's h*w inputs, normalised over K.
+    """
+
+    recon: Float[Tensor, "B 3 H W"]
+    recons: Float[Tensor, "B K 3 H W"]
+    masks: Float[Tensor, "B K 1 H W"]
+    slots: Float[Tensor, "B K D"]
+    attn: Float[Tensor, "B K N"]

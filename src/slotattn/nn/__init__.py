@@ -1,0 +1,18 @@
+"""Building blocks, each usable on its own."""
+
+from slotattn.nn.conv import Conv2dSame, ConvTranspose2dSame
+from slotattn.nn.decoders import SpatialBroadcastDecoder
+from slotattn.nn.encoders import CNNEncoder
+from slotattn.nn.position import SoftPositionEmbed, build_grid
+from slotattn.nn.slot_attention import SlotAttention, SlotMLP
+
+__all__ = [
+    "CNNEncoder",
+    "Conv2dSame",
+    "ConvTranspose2dSame",
+    "SlotAttention",
+    "SlotMLP",
+    "SoftPositionEmbed",
+    "SpatialBroadcastDecoder",
+    "build_grid",
+]

@@ -1,0 +1,60 @@
+"""Spatial broadcast decoder (Watters et al. 2019) as used by the paper (Sec. 2.2, appendix; official `decoder_cnn`)."""
+
+from torch import nn
+
+from slotattn.nn.conv import ConvTranspose2dSame
+from slotattn.nn.position import SoftPositionEmbed
+from slotattn.shapes import Float, Tensor
+
+
+class SpatialBroadcastDecoder(nn.Module):
+    """Decodes each slot on its own: tile it over a grid, add a position embedding, run (transposed) convolutions.
+
+    The CLEVR6 layout broadcasts to 8x8 and upsamples with four stride-2 layers; the Multi-dSprites and
+    Tetrominoes layout broadcasts at full resolution and uses stride-1 layers only.
+
+    Args:
+        slot_size: D, channels of the broadcast grid.
+        broadcast_size: (h, w) of the grid each slot is tiled over.
+        channels: output channels of each hidden ReLU layer.
+        strides: stride of each hidden layer (same length as `channels`).
+        kernel_size: kernel of the hidden layers (5 in the paper).
+        out_kernel_size: kernel of the final linear layer (3 in the paper).
+        out_channels: channels of the output (RGB + 1 alpha logit = 4).
+    """
+
+    def __init__(
+        self,
+        slot_size: int,
+        broadcast_size: tuple[int, int],
+        channels: tuple[int, ...],
+        strides: tuple[int, ...],
+        kernel_size: int = 5,
+        out_kernel_size: int = 3,
+        out_channels: int = 4,
+        use_position_embedding: bool = True,
+    ):
+        super().__init__()
+        if len(channels) != len(strides):
+            raise ValueError(f"SpatialBroadcastDecoder: got {len(channels)} channel counts but {len(strides)} strides")
+        self.broadcast_size = tuple(broadcast_size)
+        self.position = SoftPositionEmbed(slot_size, self.broadcast_size) if use_position_embedding else nn.Identity()
+        layers: list[nn.Module] = []
+        in_channels = slot_size
+        for hidden, stride in zip(channels, strides):
+            layers += [ConvTranspose2dSame(in_channels, hidden, kernel_size, stride), nn.ReLU()]
+            in_channels = hidden
+        layers.append(ConvTranspose2dSame(in_channels, out_channels, out_kernel_size, 1))
+        self.cnn = nn.Sequential(*layers)
+        self.upsampling = 1
+        for stride in strides:
+            self.upsampling *= stride
+
+    def output_resolution(self) -> tuple[int, int]:
+        return self.broadcast_size[0] * self.upsampling, self.broadcast_size[1] * self.upsampling
+
+    def forward(self, slots: Float[Tensor, "B K D"]) -> Float[Tensor, "B K Cout H W"]:
+        batch_size, num_slots, slot_size = slots.shape
+        x = slots.reshape(batch_size * num_slots, slot_size, 1, 1).expand(-1, -1, *self.broadcast_size)  # (B*K, D, h, w)
+        x = self.cnn(self.position(x))  # (B*K, Cout, H, W)
+        return x.unflatten(0, (batch_size, num_slots))

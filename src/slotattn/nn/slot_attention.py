@@ -1,0 +1,154 @@
+"""The Slot Attention module (paper Sec. 2.1, Eq. 1-2, Algorithm 1), following the official `model.py`.
+
+Layout is channel-last like the paper's sets: inputs [B, N, Din], slots [B, K, D]. The official code keeps
+attention as [B, N, K] and softmaxes its last axis; we keep [B, K, N] and softmax dim 1 -- the same slot axis.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from slotattn.shapes import Float, Tensor
+
+# Keras' LayerNormalization default, used by the official code (PyTorch's default is 1e-5).
+LAYER_NORM_EPS = 1e-3
+
+
+def glorot_uniform_like_keras_(param: Tensor) -> Tensor:
+    """Keras' `glorot_uniform` for a weight whose last two axes are (fan_in, fan_out).
+
+    The official slot initialisers are [1, 1, D] weights: Keras takes fan_in = 1, fan_out = D there, so the
+    bound is sqrt(6 / (1 + D)); `torch.nn.init.xavier_uniform_` would treat the shape differently.
+    """
+    fan_in, fan_out = param.shape[-2] * math.prod(param.shape[:-2]), param.shape[-1] * math.prod(param.shape[:-2])
+    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    with torch.no_grad():
+        return param.uniform_(-bound, bound)
+
+
+class SlotMLP(nn.Sequential):
+    """Two-layer ReLU MLP, Dense(hidden, relu) -> Dense(out), as the official `mlp` blocks."""
+
+    def __init__(self, in_size: int, hidden_size: int, out_size: int):
+        super().__init__(nn.Linear(in_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, out_size))
+
+
+class SlotAttention(nn.Module):
+    """Slot Attention: K slots compete for N inputs over T rounds of attention.
+
+    Args:
+        num_slots: K, number of slots (can be changed per call).
+        slot_size: D, width of the slots and of the q/k/v projections.
+        input_size: Din, width of the inputs.
+        num_iterations: T, rounds of attention (can be changed per call).
+        mlp_hidden_size: hidden width of the residual MLP.
+        epsilon: added to the attention before the weighted mean (Algorithm 1).
+    """
+
+    def __init__(
+        self,
+        num_slots: int,
+        slot_size: int = 64,
+        input_size: int = 64,
+        num_iterations: int = 3,
+        mlp_hidden_size: int = 128,
+        epsilon: float = 1e-8,
+    ):
+        super().__init__()
+        for name, value in [("num_slots", num_slots), ("slot_size", slot_size), ("input_size", input_size),
+                            ("num_iterations", num_iterations), ("mlp_hidden_size", mlp_hidden_size)]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"SlotAttention: {name} must be a positive int, got {value!r}")
+        self.num_slots = num_slots
+        self.slot_size = slot_size
+        self.input_size = input_size
+        self.num_iterations = num_iterations
+        self.mlp_hidden_size = mlp_hidden_size
+        self.epsilon = epsilon
+
+        self.norm_inputs = nn.LayerNorm(input_size, eps=LAYER_NORM_EPS)
+        self.norm_slots = nn.LayerNorm(slot_size, eps=LAYER_NORM_EPS)
+        self.norm_mlp = nn.LayerNorm(slot_size, eps=LAYER_NORM_EPS)
+
+        # Gaussian slot initialisation shared by all slots: slots ~ N(mu, diag(sigma^2)) (Sec. 2.1).
+        self.slots_mu = nn.Parameter(glorot_uniform_like_keras_(torch.empty(1, 1, slot_size)))
+        self.slots_log_sigma = nn.Parameter(glorot_uniform_like_keras_(torch.empty(1, 1, slot_size)))
+
+        # q/k/v projections WITHOUT bias, as the paper and official code.
+        self.project_q = nn.Linear(slot_size, slot_size, bias=False)
+        self.project_k = nn.Linear(input_size, slot_size, bias=False)
+        self.project_v = nn.Linear(input_size, slot_size, bias=False)
+
+        # Slot update: GRU (PyTorch's GRUCell equals Keras' GRUCell with reset_after=True), then residual MLP.
+        self.gru = nn.GRUCell(slot_size, slot_size)
+        self.mlp = SlotMLP(slot_size, mlp_hidden_size, slot_size)
+
+    def sample_slots(
+        self, batch_size: int, num_slots: int, generator: torch.Generator | None = None
+    ) -> Float[Tensor, "B K D"]:
+        """Draw initial slots mu + sigma * N(0, 1), fresh noise per call (reproducible with `generator`)."""
+        mu = self.slots_mu
+        noise = torch.randn(
+            (batch_size, num_slots, self.slot_size), generator=generator, device=mu.device, dtype=mu.dtype
+        )
+        return mu + self.slots_log_sigma.exp() * noise
+
+    def forward(
+        self,
+        inputs: Float[Tensor, "B N Din"],
+        num_slots: int | None = None,
+        num_iterations: int | None = None,
+        slots_init: Float[Tensor, "B K D"] | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Float[Tensor, "B K D"], Float[Tensor, "B K N"]]:
+        """Run T rounds of Slot Attention.
+
+        Args:
+            inputs: the set of N input features.
+            num_slots: K for this call (default: the constructor's); must agree with `slots_init` if both given.
+            num_iterations: T for this call (default: the constructor's).
+            slots_init: initial slots; when None they are sampled from the learned Gaussian.
+            generator: torch.Generator for the slot noise (None: the global RNG).
+
+        Returns:
+            slots [B, K, D], and the last iteration's attention [B, K, N] after the softmax over slots
+            (sums to 1 over K; before the epsilon-renormalisation over N).
+        """
+        if inputs.ndim != 3 or inputs.shape[-1] != self.input_size:
+            raise ValueError(
+                f"SlotAttention: inputs must be [B, N, {self.input_size}], got {list(inputs.shape)}"
+            )
+        batch_size = inputs.shape[0]
+        num_iterations = self.num_iterations if num_iterations is None else num_iterations
+        if num_iterations < 1:
+            raise ValueError(f"SlotAttention: num_iterations must be >= 1, got {num_iterations}")
+        if slots_init is None:
+            num_slots = self.num_slots if num_slots is None else num_slots
+            if num_slots < 1:
+                raise ValueError(f"SlotAttention: num_slots must be >= 1, got {num_slots}")
+            slots = self.sample_slots(batch_size, num_slots, generator)
+        else:
+            expected = [batch_size, num_slots or slots_init.shape[1], self.slot_size]
+            if list(slots_init.shape) != expected:
+                raise ValueError(f"SlotAttention: slots_init must be {expected}, got {list(slots_init.shape)}")
+            slots = slots_init
+
+        inputs = self.norm_inputs(inputs)
+        k = self.project_k(inputs)  # (B, N, D)
+        v = self.project_v(inputs)  # (B, N, D)
+        k = k * self.slot_size**-0.5  # Eq. 1 scaling; on k rather than q so it is done once, not T times
+
+        attn = inputs.new_empty(0)
+        for _ in range(num_iterations):
+            slots_prev = slots
+            q = self.project_q(self.norm_slots(slots))  # (B, K, D)
+            logits = torch.einsum("bkd,bnd->bkn", q, k)  # (B, K, N)
+            attn = logits.softmax(dim=1)  # Eq. 1: normalise over SLOTS, so slots compete for each input
+            # Eq. 2 / Algorithm 1: epsilon before renormalising over inputs keeps an empty slot's update finite.
+            weights = attn + self.epsilon
+            weights = weights / weights.sum(dim=-1, keepdim=True)
+            updates = torch.einsum("bkn,bnd->bkd", weights, v)  # (B, K, D)
+            slots = self.gru(updates.flatten(0, 1), slots_prev.flatten(0, 1)).view_as(slots_prev)
+            slots = slots + self.mlp(self.norm_mlp(slots))  # residual MLP
+        return slots, attn

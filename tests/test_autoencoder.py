@@ -1,0 +1,142 @@
+"""The object-discovery autoencoder: compositing, shapes, parameter count, batched == single, TF geometry."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from slotattn import SlotAttentionAutoEncoder
+from slotattn.config import load_config
+from slotattn.models import build_model
+from slotattn.nn import Conv2dSame, ConvTranspose2dSame
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+
+def conv_params(cin, cout, k):
+    return cin * cout * k * k + cout
+
+
+def dense_params(cin, cout, bias=True):
+    return cin * cout + (cout if bias else 0)
+
+
+def test_clevr6_parameter_count_equals_the_official_architecture():
+    """Count derived from the layer shapes of the official `SlotAttentionAutoEncoder` (model.py)."""
+    d, h = 64, 128
+    encoder = conv_params(3, 64, 5) + 3 * conv_params(64, 64, 5)
+    encoder_pos = dense_params(4, 64)
+    layer_norm = 2 * 64
+    feedforward = dense_params(64, 64) + dense_params(64, 64)
+    slot_attention = (
+        3 * 2 * d  # LayerNorms on inputs, slots, mlp
+        + 2 * d  # slots_mu, slots_log_sigma
+        + 3 * dense_params(d, d, bias=False)  # q, k, v
+        + 3 * (d * d + d * d) + 2 * 3 * d  # Keras GRUCell (reset_after=True): kernel, recurrent kernel, 2 biases
+        + dense_params(d, h) + dense_params(h, d)
+    )
+    decoder_pos = dense_params(4, 64)
+    decoder = 5 * conv_params(64, 64, 5) + conv_params(64, 4, 3)
+    expected = encoder + encoder_pos + layer_norm + feedforward + slot_attention + decoder_pos + decoder
+    model = SlotAttentionAutoEncoder()
+    assert sum(p.numel() for p in model.parameters()) == expected == 890_308
+
+
+@pytest.fixture(scope="module")
+def tetro_model():
+    torch.manual_seed(0)
+    return build_model(load_config(CONFIGS / "tetrominoes.yaml"))
+
+
+def test_masks_sum_to_one_and_recon_is_the_mixture(tetro_model):
+    image = torch.rand(2, 3, 35, 35) * 2 - 1
+    out = tetro_model(image)
+    assert out.recon.shape == (2, 3, 35, 35)
+    assert out.recons.shape == (2, 4, 3, 35, 35) and out.masks.shape == (2, 4, 1, 35, 35)
+    assert out.slots.shape == (2, 4, 64) and out.attn.shape == (2, 4, 35 * 35)
+    torch.testing.assert_close(out.masks.sum(dim=1), torch.ones(2, 1, 35, 35))
+    torch.testing.assert_close(out.recon, (out.masks * out.recons).sum(dim=1))
+    torch.testing.assert_close(out.attn.sum(dim=1), torch.ones(2, 35 * 35))
+
+
+def test_clevr6_layout_shapes():
+    model = SlotAttentionAutoEncoder(num_slots=3)
+    out = model(torch.zeros(1, 3, 128, 128))
+    assert out.recons.shape == (1, 3, 3, 128, 128) and out.attn.shape == (1, 3, 128 * 128)
+
+
+def test_batched_equals_one_at_a_time(tetro_model):
+    image = torch.rand(3, 3, 35, 35) * 2 - 1
+    init = torch.randn(3, 4, 64)
+    out = tetro_model(image, slots_init=init)
+    for b in range(3):
+        single = tetro_model(image[b : b + 1], slots_init=init[b : b + 1])
+        torch.testing.assert_close(single.recon, out.recon[b : b + 1], atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(single.masks, out.masks[b : b + 1], atol=1e-5, rtol=1e-4)
+
+
+def test_num_slots_can_change_at_test_time(tetro_model):
+    out = tetro_model(torch.zeros(2, 3, 35, 35), num_slots=7, num_iterations=5)
+    assert out.masks.shape == (2, 7, 1, 35, 35)
+    torch.testing.assert_close(out.masks.sum(dim=1), torch.ones(2, 1, 35, 35))
+
+
+def test_gradients_reach_every_parameter(tetro_model):
+    tetro_model.zero_grad()
+    image = torch.rand(2, 3, 35, 35) * 2 - 1
+    F.mse_loss(tetro_model(image).recon, image).backward()
+    missing = [n for n, p in tetro_model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == []
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 64, 64), (2, 1, 35, 35), (3, 35, 35)])
+def test_wrong_image_shape_raises_with_expected_and_received(tetro_model, shape):
+    with pytest.raises(ValueError, match=r"image must be \[B, 3, 35, 35\] in \[-1, 1\], got \[" + ", ".join(map(str, shape))):
+        tetro_model(torch.zeros(shape))
+
+
+def test_decoder_that_cannot_reach_the_resolution_is_rejected():
+    with pytest.raises(ValueError, match=r"decoder produces \(128, 128\) images .* resolution is \(64, 64\)"):
+        SlotAttentionAutoEncoder(resolution=(64, 64))
+
+
+def test_position_embedding_switches_remove_the_embeddings():
+    model = SlotAttentionAutoEncoder(resolution=(16, 16), decoder_broadcast_size=(16, 16), decoder_channels=(8,),
+                                     decoder_strides=(1,), use_encoder_position=False, use_decoder_position=False)
+    names = [n for n, _ in model.named_parameters()]
+    assert not any("encoder_pos" in n or "decoder.position" in n for n in names)
+    assert model(torch.zeros(1, 3, 16, 16)).recon.shape == (1, 3, 16, 16)
+
+
+def test_strided_conv_uses_tensorflow_same_alignment():
+    """TF SAME pads (1, 2) for k=5, s=2 on even sizes: output (0, 0) is centred on input (1, 1)."""
+    conv = Conv2dSame(1, 1, 5, stride=2)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 0, 2, 2] = 1.0  # centre tap: output = input at the window centre
+        conv.bias.zero_()
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 1, 1] = 1.0
+    out = conv(x)
+    assert out.shape == (1, 1, 4, 4) and out[0, 0, 0, 0] == 1.0 and out.sum() == 1.0
+    x_odd = torch.zeros(1, 1, 7, 7)
+    assert conv(x_odd).shape == (1, 1, 4, 4)
+
+
+@pytest.mark.parametrize("stride, kernel", [(2, 5), (1, 5), (1, 3), (2, 4)])
+def test_transposed_conv_is_the_adjoint_of_the_same_conv(stride, kernel):
+    """TF's SAME conv2d_transpose is the gradient of SAME conv2d: <conv(x), y> == <x, conv_t(y)>."""
+    torch.manual_seed(0)
+    conv = Conv2dSame(3, 5, kernel, stride)
+    convt = ConvTranspose2dSame(5, 3, kernel, stride)
+    with torch.no_grad():
+        convt.weight.copy_(conv.weight)  # [out=5, in=3, k, k] is the transposed conv's [in, out, k, k]
+        conv.bias.zero_()
+        convt.bias.zero_()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    y = torch.randn(2, 5, 8 // stride, 8 // stride, dtype=torch.float64)
+    conv, convt = conv.double(), convt.double()
+    assert convt(y).shape == x.shape
+    torch.testing.assert_close((conv(x) * y).sum(), (x * convt(y)).sum())

@@ -1,0 +1,100 @@
+"""The config tree: paper defaults, YAML recipes, typed overrides, clear errors, round trips."""
+
+from pathlib import Path
+
+import pytest
+
+from slotattn.config import Config, ConfigError, dump_config, from_dict, load_config, to_dict
+from slotattn.models import build_model
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_defaults_are_the_paper_recipe():
+    cfg = Config()
+    # Optimiser and schedule (Sec. 4 / appendix; official object_discovery/train.py flags).
+    assert cfg.optim.learning_rate == 4e-4
+    assert cfg.optim.warmup_steps == 10_000
+    assert cfg.optim.decay_rate == 0.5 and cfg.optim.decay_steps == 100_000
+    assert cfg.optim.grad_clip_norm is None
+    assert cfg.train.batch_size == 64 and cfg.train.steps == 500_000
+    # Slot Attention (Sec. 2.1).
+    assert cfg.model.num_iterations == 3 and cfg.model.slot_size == 64
+    assert cfg.model.mlp_hidden_size == 128 and cfg.model.epsilon == 1e-8
+    # CLEVR6 autoencoder (appendix): 128x128, 7 slots, 4 x 5x5 64-channel encoder, broadcast 8x8, x16 upsampling.
+    assert cfg.model.resolution == (128, 128) and cfg.model.num_slots == 7
+    assert cfg.model.encoder_channels == (64, 64, 64, 64) and cfg.model.encoder_kernel_size == 5
+    assert cfg.model.hidden_size == 64
+    assert cfg.model.decoder_broadcast_size == (8, 8)
+    assert cfg.model.decoder_channels == (64,) * 5 and cfg.model.decoder_strides == (2, 2, 2, 2, 1)
+    assert cfg.model.decoder_kernel_size == 5 and cfg.model.decoder_out_kernel_size == 3
+    assert cfg.model.use_encoder_position and cfg.model.use_decoder_position
+
+
+@pytest.mark.parametrize(
+    "recipe, resolution, num_slots",
+    [("clevr6", (128, 128), 7), ("multi_dsprites", (64, 64), 6), ("tetrominoes", (35, 35), 4)],
+)
+def test_recipes_set_the_paper_resolution_and_slots(recipe, resolution, num_slots):
+    cfg = load_config(CONFIGS / f"{recipe}.yaml")
+    assert cfg.model.resolution == resolution and cfg.model.num_slots == num_slots
+    assert cfg.data.name == recipe
+    assert cfg.optim == Config().optim and cfg.train == Config().train  # paper optimiser and schedule
+    assert build_model(cfg).decoder.output_resolution() == resolution
+
+
+def test_recipes_hold_only_overrides():
+    import yaml
+
+    defaults = to_dict(Config())
+    for path in CONFIGS.glob("*.yaml"):
+        data = yaml.safe_load(path.read_text()) or {}
+        for section, values in data.items():
+            if not isinstance(values, dict):
+                continue
+            for key, value in values.items():
+                assert defaults[section][key] != value or (section, key) == ("data", "name"), f"{path.name}: {section}.{key} repeats the default"
+
+
+def test_set_overrides_are_typed():
+    cfg = load_config(CONFIGS / "tetrominoes.yaml", ["train.steps=2000", "optim.learning_rate=1e-3",
+                                                      "model.resolution=[35, 35]", "data.path=/tmp/x",
+                                                      "optim.grad_clip_norm=1"])
+    assert cfg.train.steps == 2000 and isinstance(cfg.train.steps, int)
+    assert cfg.optim.learning_rate == 1e-3 and cfg.optim.grad_clip_norm == 1.0
+    assert isinstance(cfg.optim.grad_clip_norm, float)
+    assert cfg.data.path == "/tmp/x" and cfg.model.num_slots == 4
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.stepz=5", r"unknown config key 'train.stepz'; did you mean 'train.steps'\?"),
+        ("model.num_slot=5", r"did you mean 'model.num_slots'"),
+        ("train.steps=abc", r"'train.steps' expects int, got str"),
+        ("train.steps=1.5", r"'train.steps' expects int, got float"),
+        ("model.resolution=[1, 2, 3]", r"'model.resolution' expects 2 values"),
+        ("train.steps=0", r"'train.steps' must be >= 1"),
+        ("nonsense", r"must look like 'section.key=value'"),
+        ("model.use_encoder_position=3", r"expects bool, got int"),
+    ],
+)
+def test_bad_overrides_raise_clear_errors(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_bad_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  batch_sise: 3\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown config key 'train.batch_sise'; did you mean 'train.batch_size'"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_dump_and_load_round_trip(tmp_path):
+    cfg = load_config(CONFIGS / "debug.yaml", ["train.seed=7"])
+    dump_config(cfg, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == cfg
+    assert from_dict(to_dict(cfg)) == cfg

@@ -1,0 +1,183 @@
+"""SlotAttention against a plain transcription of Algorithm 1, and its invariances."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from slotattn import SlotAttention
+
+
+def algorithm1(sa: SlotAttention, inputs, slots, num_iterations):
+    """Plain transcription of the official TF code (attention kept [B, N, K], softmax over the last axis)."""
+    inputs = F.layer_norm(inputs, (sa.input_size,), sa.norm_inputs.weight, sa.norm_inputs.bias, 1e-3)
+    k = inputs @ sa.project_k.weight.T
+    v = inputs @ sa.project_v.weight.T
+    for _ in range(num_iterations):
+        slots_prev = slots
+        s = F.layer_norm(slots, (sa.slot_size,), sa.norm_slots.weight, sa.norm_slots.bias, 1e-3)
+        q = (s @ sa.project_q.weight.T) * sa.slot_size**-0.5
+        attn_logits = torch.einsum("bnd,bkd->bnk", k, q)
+        attn = torch.softmax(attn_logits, dim=-1)  # [B, N, K]
+        attn_vis = attn
+        attn = attn + sa.epsilon
+        attn = attn / attn.sum(dim=-2, keepdim=True)
+        updates = torch.einsum("bnk,bnd->bkd", attn, v)
+        # GRU (Keras reset_after=True == torch GRUCell), written out.
+        x, h = updates, slots_prev
+        gi = x @ sa.gru.weight_ih.T + sa.gru.bias_ih
+        gh = h @ sa.gru.weight_hh.T + sa.gru.bias_hh
+        i_r, i_z, i_n = gi.chunk(3, -1)
+        h_r, h_z, h_n = gh.chunk(3, -1)
+        r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+        n = torch.tanh(i_n + r * h_n)
+        slots = (1 - z) * n + z * h
+        m = F.layer_norm(slots, (sa.slot_size,), sa.norm_mlp.weight, sa.norm_mlp.bias, 1e-3)
+        slots = slots + sa.mlp[2](torch.relu(sa.mlp[0](m)))
+    return slots, attn_vis.transpose(1, 2)
+
+
+@pytest.fixture
+def sa():
+    torch.manual_seed(1)
+    return SlotAttention(num_slots=5, slot_size=16, input_size=12, num_iterations=3, mlp_hidden_size=32)
+
+
+@pytest.fixture
+def inputs():
+    return torch.randn(3, 20, 12, generator=torch.Generator().manual_seed(2))
+
+
+@pytest.fixture
+def slots_init():
+    return torch.randn(3, 5, 16, generator=torch.Generator().manual_seed(3))
+
+
+def test_matches_plain_transcription_of_algorithm_1(sa, inputs, slots_init):
+    slots, attn = sa(inputs, slots_init=slots_init)
+    ref_slots, ref_attn = algorithm1(sa, inputs, slots_init, 3)
+    torch.testing.assert_close(slots, ref_slots, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(attn, ref_attn, atol=1e-6, rtol=1e-5)
+
+
+def test_output_shapes_and_attention_sums_to_one_over_slots(sa, inputs):
+    slots, attn = sa(inputs)
+    assert slots.shape == (3, 5, 16) and attn.shape == (3, 5, 20)
+    torch.testing.assert_close(attn.sum(dim=1), torch.ones(3, 20))
+    assert not torch.allclose(attn.sum(dim=2), torch.ones(3, 5))  # not normalised over inputs
+
+
+def test_projections_have_no_bias_and_defaults_are_the_paper(sa):
+    assert sa.project_q.bias is None and sa.project_k.bias is None and sa.project_v.bias is None
+    default = SlotAttention(num_slots=7)
+    assert (default.slot_size, default.input_size, default.num_iterations) == (64, 64, 3)
+    assert (default.mlp_hidden_size, default.epsilon) == (128, 1e-8)
+    assert default.slots_mu.shape == (1, 1, 64) and default.slots_log_sigma.shape == (1, 1, 64)
+    bound = (6 / (1 + 64)) ** 0.5  # Keras glorot_uniform on a [1, 1, 64] weight
+    assert default.slots_mu.abs().max() <= bound and default.slots_mu.abs().max() > 0.8 * bound
+
+
+def test_slots_invariant_to_input_permutation(sa, inputs, slots_init):
+    perm = torch.randperm(inputs.shape[1], generator=torch.Generator().manual_seed(0))
+    slots, attn = sa(inputs, slots_init=slots_init)
+    slots_p, attn_p = sa(inputs[:, perm], slots_init=slots_init)
+    torch.testing.assert_close(slots_p, slots, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(attn_p, attn[:, :, perm], atol=1e-6, rtol=1e-5)
+
+
+def test_slots_equivariant_to_slot_order(sa, inputs, slots_init):
+    perm = torch.randperm(slots_init.shape[1], generator=torch.Generator().manual_seed(0))
+    slots, attn = sa(inputs, slots_init=slots_init)
+    slots_p, attn_p = sa(inputs, slots_init=slots_init[:, perm])
+    torch.testing.assert_close(slots_p, slots[:, perm], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(attn_p, attn[:, perm], atol=1e-6, rtol=1e-5)
+
+
+def test_num_slots_and_iterations_can_change_at_call_time(sa, inputs):
+    slots, attn = sa(inputs, num_slots=9, num_iterations=7)
+    assert slots.shape == (3, 9, 16) and attn.shape == (3, 9, 20)
+    init = torch.randn(3, 2, 16)
+    one, _ = sa(inputs, slots_init=init, num_iterations=1)
+    ref, _ = algorithm1(sa, inputs, init, 1)
+    torch.testing.assert_close(one, ref, atol=1e-5, rtol=1e-5)
+    five, _ = sa(inputs, slots_init=init, num_iterations=5)
+    assert not torch.allclose(one, five)
+
+
+def test_batched_equals_one_at_a_time(sa, inputs, slots_init):
+    slots, attn = sa(inputs, slots_init=slots_init)
+    for b in range(inputs.shape[0]):
+        s, a = sa(inputs[b : b + 1], slots_init=slots_init[b : b + 1])
+        torch.testing.assert_close(s, slots[b : b + 1], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(a, attn[b : b + 1], atol=1e-6, rtol=1e-5)
+
+
+def test_generator_makes_sampling_reproducible_and_noise_is_fresh(sa, inputs):
+    a, _ = sa(inputs, generator=torch.Generator().manual_seed(5))
+    b, _ = sa(inputs, generator=torch.Generator().manual_seed(5))
+    c, _ = sa(inputs)
+    d, _ = sa(inputs)
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(c, d)
+
+
+def test_initial_slots_follow_the_learned_gaussian():
+    sa = SlotAttention(num_slots=4, slot_size=8, input_size=8)
+    with torch.no_grad():
+        sa.slots_mu.fill_(2.0)
+        sa.slots_log_sigma.fill_(torch.log(torch.tensor(0.5)).item())
+    samples = sa.sample_slots(20000, 4, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(samples.mean(dim=(0, 1)), torch.full((8,), 2.0), atol=0.01, rtol=0)
+    torch.testing.assert_close(samples.std(dim=(0, 1)), torch.full((8,), 0.5), atol=0.01, rtol=0)
+
+
+def test_gradients_reach_mu_and_log_sigma(sa, inputs):
+    slots, _ = sa(inputs)
+    slots.square().sum().backward()
+    for name in ["slots_mu", "slots_log_sigma", "project_q.weight", "project_k.weight", "gru.weight_ih"]:
+        grad = sa.get_parameter(name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_empty_slot_gets_finite_update_equal_to_mean_of_values():
+    """A slot that wins no input: epsilon makes its weights uniform, so its update is the mean of v."""
+    torch.manual_seed(0)
+    sa = SlotAttention(num_slots=2, slot_size=4, input_size=4, num_iterations=1).double()
+    inputs = torch.randn(1, 6, 4, dtype=torch.float64)
+    with torch.no_grad():
+        # Normalised inputs ~ c + small variations, so every key points along k_c = W_k c.
+        sa.norm_inputs.weight.fill_(0.01)
+        sa.norm_inputs.bias.copy_(torch.tensor([1.0, -2.0, 0.5, 3.0]))
+        sa.norm_slots.weight.fill_(1.0)
+        sa.norm_slots.bias.zero_()
+        sa.project_q.weight.copy_(torch.eye(4) * 1e4)
+        direction = sa.project_k(sa.norm_inputs.bias)
+    # Slot 0 queries +direction, slot 1 -direction: slot 1 loses every input by a margin beyond float64's range.
+    init = torch.stack([direction, -direction])[None]
+    captured = {}
+    sa.gru.register_forward_hook(lambda mod, args, out: captured.setdefault("updates", args[0]))
+    _, attn = sa(inputs, slots_init=init)
+    v = sa.project_v(sa.norm_inputs(inputs))
+    assert attn[0, 1].max() == 0.0  # slot 1 is empty
+    assert torch.isfinite(captured["updates"]).all()
+    torch.testing.assert_close(captured["updates"][1], v[0].mean(dim=0))
+    assert not torch.allclose(v[0].mean(dim=0), v[0, 0])  # the mean is not just any value
+
+
+def test_gradcheck_float64():
+    sa = SlotAttention(num_slots=3, slot_size=4, input_size=4, num_iterations=2, mlp_hidden_size=8).double()
+    inputs = torch.randn(2, 5, 4, dtype=torch.float64, requires_grad=True)
+    init = torch.randn(2, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, s: sa(x, slots_init=s)[0], (inputs, init))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(inputs=torch.randn(2, 5, 7)), r"inputs must be \[B, N, 12\], got \[2, 5, 7\]"),
+        (dict(inputs=torch.randn(2, 5, 12), slots_init=torch.randn(2, 5, 3)), r"slots_init must be \[2, 5, 16\]"),
+        (dict(inputs=torch.randn(2, 5, 12), num_iterations=0), "num_iterations must be >= 1"),
+    ],
+)
+def test_bad_shapes_raise_clear_errors(sa, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        sa(**kwargs)
