@@ -2,9 +2,9 @@
 
 from jaxtyping import install_import_hook
 
-# Must run before anything imports slotattn, so every annotated function is checked by beartype.
-with install_import_hook("slotattn", "beartype.beartype"):
-    import slotattn  # noqa: F401
+# Must run before anything imports slotattn. Installed for the whole session (not as a `with` block, which
+# would cover only the imports inside it), so every slotattn module, imported now or later, is checked.
+install_import_hook("slotattn", "beartype.beartype")
 
 import numpy as np
 import pytest

@@ -71,6 +71,7 @@ class TrainConfig:
     keep_last: int = 3  # checkpoints kept in run_dir/checkpoints
     eval_batch_size: int = 64
     tensorboard: bool = False
+    max_minutes: float | None = None  # wall-clock budget of one invocation: stop early, evaluate, checkpoint
 
 
 @dataclass(frozen=True)
@@ -217,11 +218,33 @@ def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
     return validate(_apply(base or Config(), data or {}))
 
 
+RECIPES = Path(__file__).resolve().parent / "configs"  # packaged recipes; `configs/` in the repo links here
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    """A YAML path as given, or the packaged recipe of that name (`tetrominoes` -> .../configs/tetrominoes.yaml)."""
+    path = Path(name_or_path)
+    if not path.exists() and path.suffix == "" and (RECIPES / f"{path.name}.yaml").exists():
+        return RECIPES / f"{path.name}.yaml"
+    return path
+
+
+def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
+    """Apply `a.b=c` overrides in order, then the cross-field checks."""
+    for text in overrides:
+        key, value = parse_override(text)
+        cfg = _apply(cfg, _nest(key, value))
+    return validate(cfg)
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Defaults, then the YAML recipe at `path` (overrides only), then each `a.b=c` override, then checks."""
+    """Defaults, then the YAML recipe at `path` (overrides only), then each `a.b=c` override, then checks.
+
+    `path` may also name a packaged recipe: `tetrominoes`, `multi_dsprites`, `clevr6`, `debug`, `demo`.
+    """
     cfg = Config()
     if path is not None:
-        path = Path(path)
+        path = recipe_path(path)
         try:
             data = yaml.safe_load(path.read_text())
         except FileNotFoundError as err:
@@ -232,10 +255,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
             cfg = _apply(cfg, data or {})
         except ConfigError as err:
             raise ConfigError(f"{path}: {err}") from err
-    for text in overrides:
-        key, value = parse_override(text)
-        cfg = _apply(cfg, _nest(key, value))
-    return validate(cfg)
+    return apply_overrides(cfg, overrides)
 
 
 def dump_config(cfg: Config, path: str | Path) -> None:

@@ -1,0 +1,219 @@
+"""The `slotattn` command line: train | eval | generate | visualize | demo.
+
+The only code that turns a config into builders and calls the engine. Library modules never print; this one
+configures logging and owns progress bars.
+"""
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from slotattn.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from slotattn.config import Config, ConfigError, apply_overrides, from_dict, load_config
+from slotattn.data.build import GENERATORS, build_eval_batches, build_train_source, generate_to_arrays
+from slotattn.data.errors import DataError
+from slotattn.data.store import write_store
+from slotattn.engine import NonFiniteLossError, TrainingInterrupted, evaluate, resolve_device, train, visualize
+from slotattn.models import build_model
+from slotattn.tasks import build_task
+
+log = logging.getLogger("slotattn")
+
+
+def _tqdm(iterable=None, **kwargs):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, dynamic_ncols=True, **kwargs)
+
+
+def _resolve_checkpoint(path: str) -> Path:
+    """A checkpoint file, or a run directory (its newest valid checkpoint)."""
+    p = Path(path)
+    if p.is_dir():
+        found = latest_checkpoint(p)
+        if found is None:
+            raise CheckpointError(f"{p}: no complete checkpoint under {p / 'checkpoints'}")
+        return found
+    return p
+
+
+def _model_from_checkpoint(path: str, overrides: list[str]) -> tuple[Config, torch.nn.Module, Path]:
+    """Rebuild the model from the config stored in the checkpoint (no model flags re-declared)."""
+    ckpt = _resolve_checkpoint(path)
+    state = load_checkpoint(ckpt)
+    cfg = apply_overrides(from_dict(state["config"]), overrides)
+    model = build_model(cfg)
+    model.load_state_dict(state["model"])
+    return cfg, model, ckpt
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if args.resume:
+        if run_dir is None:
+            raise ConfigError("--resume needs --run-dir (the run to continue)")
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is not None:  # the run's own config, plus --set overrides (e.g. more train.steps)
+            cfg = from_dict(load_checkpoint(ckpt)["config"])
+            cfg = apply_overrides(cfg, args.overrides)
+        elif args.config or (run_dir / "config.yaml").exists():
+            cfg = load_config(args.config or run_dir / "config.yaml", args.overrides)
+        else:
+            raise CheckpointError(f"{run_dir}: nothing to resume (no checkpoint, no config.yaml) and no --config")
+    else:
+        cfg = load_config(args.config, args.overrides)
+    if run_dir is None:
+        run_dir = Path("runs") / f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    torch.manual_seed(cfg.train.seed)  # the only global seeding: slot noise and parameter init
+    model = build_model(cfg)
+    metrics = train(cfg, model, build_task(cfg.task), build_train_source(cfg), build_eval_batches(cfg), run_dir,
+                    resume=args.resume, progress=not args.no_progress)
+    print(f"run directory: {run_dir}")
+    print("final evaluation: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    cfg, model, ckpt = _model_from_checkpoint(args.checkpoint, args.overrides)
+    device = resolve_device(args.device or cfg.train.device)
+    model.to(device)
+    batches = build_eval_batches(cfg, path=args.data, num=args.num)
+    total = -(-(args.num or cfg.data.num_eval) // cfg.train.eval_batch_size)
+    progress = None if args.no_progress else (lambda it: _tqdm(it, total=total, desc="eval"))
+    metrics = evaluate(model, build_task(cfg.task), batches(), device, seed=cfg.train.seed, progress=progress)
+    result = {"checkpoint": str(ckpt), "data": args.data or cfg.data.eval_path or f"generated:{cfg.data.name}",
+              **metrics}
+    print(json.dumps(result, indent=2))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def cmd_visualize(args: argparse.Namespace) -> int:
+    cfg, model, ckpt = _model_from_checkpoint(args.checkpoint, [f"train.eval_batch_size={args.num}"])
+    device = resolve_device(args.device or cfg.train.device)
+    model.to(device)
+    batches = build_eval_batches(cfg, path=args.data, num=args.num)
+    path = visualize(model, build_task(cfg.task), batches(), device, Path(args.out), seed=cfg.train.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    meta = {"dataset": args.dataset,
+            "generator": {"name": f"slotattn.{args.dataset}", "seed": args.seed, "args": {"chunk": args.chunk}}}
+    with _tqdm(total=args.num, desc=f"generate {args.dataset}", unit="img", disable=args.no_progress) as bar:
+        store = write_store(args.out, generate_to_arrays(args.dataset, args.num, args.seed, args.chunk), meta,
+                            num=args.num, overwrite=args.overwrite, progress=bar)
+    print(f"wrote {len(store)} examples to {store.path}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    data_dir = out / "data"
+    if not (data_dir / "meta.json").exists():
+        print(f"[1/3] generating {args.num_train} Tetrominoes scenes into {data_dir}")
+        cmd_generate(argparse.Namespace(dataset="tetrominoes", num=args.num_train, seed=0, chunk=4096,
+                                        out=str(data_dir), overwrite=True, no_progress=args.no_progress))
+    cfg = load_config("demo", [f"data.path={data_dir}", *args.overrides])
+    if args.minutes is not None:
+        cfg = from_dict({"train": {"max_minutes": args.minutes}}, base=cfg)
+    print(f"[2/3] training for at most {cfg.train.max_minutes} minutes on {resolve_device(cfg.train.device)} "
+          f"(recipe configs/demo.yaml, run directory {out / 'run'})")
+    torch.manual_seed(cfg.train.seed)
+    model = build_model(cfg)
+    metrics = train(cfg, model, build_task(cfg.task), build_train_source(cfg), build_eval_batches(cfg), out / "run",
+                    resume=args.resume, progress=not args.no_progress)
+    figure = out / "decomposition.png"
+    print("[3/3] evaluating and drawing the slot decomposition")
+    visualize(model, build_task(cfg.task), build_eval_batches(cfg, num=8)(), resolve_device(cfg.train.device),
+              figure, seed=cfg.train.seed)
+    print(f"FG-ARI {metrics.get('fg_ari', float('nan')):.3f}  ARI {metrics.get('ari', float('nan')):.3f}  "
+          f"mBO {metrics.get('mbo', float('nan')):.3f} on {cfg.data.num_eval} held-out scenes")
+    print(f"figure:      {figure}")
+    print(f"metrics:     {out / 'run' / 'metrics.jsonl'}")
+    print(f"checkpoints: {out / 'run' / 'checkpoints'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="slotattn", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add_overrides(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one config value, e.g. --set train.steps=2000 (repeatable)")
+
+    p = sub.add_parser("train", help="train a model from a YAML recipe")
+    p.add_argument("--config", help="YAML recipe (overrides of the paper defaults), e.g. configs/tetrominoes.yaml")
+    add_overrides(p)
+    p.add_argument("--run-dir", help="where logs, figures and checkpoints go (default runs/<dataset>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="ARI, FG-ARI and mBO of a checkpoint over a held-out split")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint file or a run directory")
+    p.add_argument("--data", help="dataset directory (default: the config's eval split, generated if unset)")
+    p.add_argument("--num", type=int, help="number of examples (default data.num_eval)")
+    p.add_argument("--out", help="also write the metrics as JSON here")
+    p.add_argument("--device", help="override train.device")
+    p.add_argument("--no-progress", action="store_true")
+    add_overrides(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("visualize", help="figure of input, reconstruction, slots and segmentation")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint file or a run directory")
+    p.add_argument("--num", type=int, default=8, help="examples (rows)")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--data", help="dataset directory (default: the config's eval split)")
+    p.add_argument("--device", help="override train.device")
+    p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("generate", help="write a generated dataset to disk")
+    p.add_argument("dataset", choices=sorted(GENERATORS))
+    p.add_argument("--num", type=int, required=True, help="number of scenes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--chunk", type=int, default=4096, help="scenes generated and written at a time")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset directory")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("demo", help="generate Tetrominoes, train for a few minutes on this machine, evaluate, draw")
+    p.add_argument("--minutes", type=float, help="training time budget (default: configs/demo.yaml)")
+    p.add_argument("--out", default="demo_run", help="output directory (default ./demo_run)")
+    p.add_argument("--num-train", type=int, default=60_000, help="training scenes to generate")
+    p.add_argument("--resume", action="store_true", help="continue the demo's previous run")
+    p.add_argument("--no-progress", action="store_true")
+    add_overrides(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, CheckpointError, FileExistsError) as err:
+        print(f"slotattn {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as err:
+        print(f"slotattn {args.command}: stopped: {err}", file=sys.stderr)
+        return 3
+    except TrainingInterrupted as err:
+        print(f"slotattn {args.command}: interrupted: {err}", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

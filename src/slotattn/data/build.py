@@ -1,0 +1,66 @@
+"""Builders that turn `cfg.data` into training and evaluation batches (the only data code that reads the config)."""
+
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from slotattn.config import Config
+from slotattn.data.errors import DataError
+from slotattn.data.generators.tetrominoes import generate_tetrominoes
+from slotattn.data.store import Store, open_store
+from slotattn.data.stream import GeneratedSource, GenerateFn, StoreSource, eval_batches
+
+# Dataset specifications slotattn can generate, by `data.name`.
+GENERATORS: dict[str, GenerateFn] = {"tetrominoes": generate_tetrominoes}
+
+
+def generator_for(name: str) -> GenerateFn:
+    try:
+        return GENERATORS[name]
+    except KeyError:
+        raise DataError(
+            f"no generator for dataset '{name}' (available: {', '.join(sorted(GENERATORS))}); "
+            "set data.path to a dataset directory instead"
+        ) from None
+
+
+def open_checked_store(path: str, cfg: Config) -> Store:
+    """Open a store and check it holds `cfg.data.name` images of `cfg.model.resolution`."""
+    store = open_store(path)
+    if store.name != cfg.data.name:
+        raise DataError(f"{path}: holds dataset '{store.name}' but the config says data.name='{cfg.data.name}'")
+    image_shape = tuple(store.arrays["image"].shape[1:]) if "image" in store.arrays else None
+    expected = (*cfg.model.resolution, 3)
+    if image_shape != expected:
+        raise DataError(f"{path}: images are {image_shape}, the model expects {expected} (model.resolution)")
+    return store
+
+
+def build_train_source(cfg: Config, rank: int = 0, world_size: int = 1) -> GeneratedSource | StoreSource:
+    """Step-indexed training batches: from `data.path` if set, else generated on the fly."""
+    if cfg.train.batch_size % world_size:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by {world_size} processes")
+    if cfg.data.path is not None:
+        return StoreSource(open_checked_store(cfg.data.path, cfg), cfg.train.batch_size, cfg.train.seed,
+                           rank, world_size)
+    return GeneratedSource(generator_for(cfg.data.name), cfg.train.batch_size // world_size, cfg.train.seed, rank)
+
+
+def build_eval_batches(
+    cfg: Config, path: str | None = None, num: int | None = None, rank: int = 0, world_size: int = 1
+) -> Callable[[], Iterator[dict[str, torch.Tensor]]]:
+    """A factory of fresh iterators over the held-out split (`path` > `data.eval_path` > generated)."""
+    path = path or cfg.data.eval_path
+    source: Store | GenerateFn = open_checked_store(path, cfg) if path else generator_for(cfg.data.name)
+    num = num or cfg.data.num_eval
+    if isinstance(source, Store) and len(source) == 0:
+        raise DataError(f"{path}: the evaluation split is empty")
+    return lambda: eval_batches(source, num, cfg.train.eval_batch_size, cfg.data.eval_seed, rank, world_size)
+
+
+def generate_to_arrays(name: str, num: int, seed: int, chunk: int = 4096) -> Iterable[dict[str, np.ndarray]]:
+    """Chunks of a generated dataset, chunk i drawn with `default_rng([seed, i])` (what `slotattn generate` writes)."""
+    generate = generator_for(name)
+    for i, start in enumerate(range(0, num, chunk)):
+        yield generate(min(chunk, num - start), np.random.default_rng([seed, i]))

@@ -1,0 +1,68 @@
+"""Slot-decomposition figures from numpy arrays; knows nothing about models or training."""
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _to_rgb(image: np.ndarray) -> np.ndarray:
+    """[3, H, W] in [-1, 1] -> [H, W, 3] in [0, 1]."""
+    return np.clip((np.transpose(image, (1, 2, 0)) + 1.0) / 2.0, 0.0, 1.0)
+
+
+def _segmentation_colors(num: int) -> np.ndarray:
+    colors = plt.get_cmap("tab20")(np.arange(max(num, 1)) % 20)[:, :3]
+    colors[0] = 0.0  # id 0 (background / first slot) in black
+    return colors
+
+
+def decomposition_figure(
+    images: np.ndarray,
+    recon: np.ndarray,
+    recons: np.ndarray,
+    masks: np.ndarray,
+    true_ids: np.ndarray | None,
+    path: str | Path,
+) -> Path:
+    """One row per example: input, reconstruction, each slot's rgb * alpha, argmax segmentation, ground truth.
+
+    Args:
+        images: [B, 3, H, W] inputs in [-1, 1].
+        recon: [B, 3, H, W] reconstructions in [-1, 1].
+        recons: [B, K, 3, H, W] per-slot RGB in [-1, 1].
+        masks: [B, K, 1, H, W] alpha masks (sum to 1 over K).
+        true_ids: [B, H, W] ground-truth ids (0 = background) or None.
+        path: where to write the PNG.
+
+    Returns:
+        The path written.
+    """
+    num, num_slots = recons.shape[:2]
+    pred_ids = masks[:, :, 0].argmax(axis=1)
+    columns = ["input", "recon"] + [f"slot {k}" for k in range(num_slots)] + ["segmentation"]
+    columns += ["ground truth"] if true_ids is not None else []
+    fig, axes = plt.subplots(num, len(columns), figsize=(1.6 * len(columns), 1.6 * num), squeeze=False)
+    pred_colors = _segmentation_colors(num_slots)
+    for b in range(num):
+        # Each slot drawn as rgb * alpha over white, so an empty slot is a white tile.
+        slot_tiles = [_to_rgb(recons[b, k]) * masks[b, k, 0][..., None] + (1 - masks[b, k, 0][..., None])
+                      for k in range(num_slots)]
+        tiles = [_to_rgb(images[b]), _to_rgb(recon[b])] + slot_tiles + [pred_colors[pred_ids[b]]]
+        if true_ids is not None:
+            tiles.append(_segmentation_colors(int(true_ids.max()) + 1)[true_ids[b]])
+        for ax, tile, title in zip(axes[b], tiles, columns):
+            ax.imshow(tile, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if b == 0:
+                ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
