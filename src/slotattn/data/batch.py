@@ -1,0 +1,86 @@
+"""The batch contract between data and training: key names, dtypes, value ranges, 0 = background.
+
+Stores, generators and readers keep the official multi_object_datasets layout (``image`` uint8 [B, H, W, 3],
+``mask`` uint8 [B, M, H, W, 1] with entity 0 the background). Training consumes :func:`to_model_batch`'s
+output: ``image`` float32 [B, 3, H, W] in [-1, 1], channel-first, and ``mask_ids`` int64 [B, H, W] with
+0 = background. The [-1, 1] range is the official slot_attention ``data.py`` preprocessing
+(``((image / 255.0) - 0.5) * 2.0``).
+"""
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from jaxtyping import Int64, UInt8
+
+__all__ = ["IMAGE", "MASK_IDS", "masks_to_ids", "to_model_batch"]
+
+IMAGE = "image"  # float32 [B, 3, H, W] in [-1, 1]
+MASK_IDS = "mask_ids"  # int64 [B, H, W], 0 = background, i = the pixel's entity in the source ``mask``
+
+
+def masks_to_ids(mask: UInt8[np.ndarray, "*batch M H W 1"]) -> Int64[np.ndarray, "*batch H W"]:
+    """Turn per-entity binary masks into one integer id map.
+
+    Args:
+        mask: uint8 masks in the official layout, one [H, W, 1] plane per entity, entity 0 the background;
+            any value above 0 counts as "in the mask" when the masks are exclusive (DeepMind data is 0/255).
+
+    Returns:
+        The index of each pixel's entity (argmax over M), so 0 = background. A pixel in no mask gets 0, a
+        pixel in several masks the one with the largest value, ties to the lowest index.
+
+    Raises:
+        ValueError: ``mask`` is not uint8 or does not end in [M, H, W, 1].
+    """
+    if mask.dtype != np.uint8 or mask.ndim < 4 or mask.shape[-1] != 1:
+        raise ValueError(
+            f"masks_to_ids: mask must be uint8 [..., M, H, W, 1], got {mask.dtype} {list(mask.shape)}"
+        )
+    return np.argmax(mask[..., 0], axis=-3).astype(np.int64)
+
+
+def _as_tensor(value: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """``value`` as a tensor without a copy; read-only arrays (memmaps) are copied, as torch wants writable memory."""
+    if isinstance(value, np.ndarray) and not value.flags.writeable:
+        value = np.array(value)
+    return torch.as_tensor(value)
+
+
+def to_model_batch(sample: Mapping[str, np.ndarray | torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Convert a batch in the official layout into the training batch.
+
+    Accepts numpy arrays (a :class:`~slotattn.data.stream.GeneratedSource` batch, slices of ``Store.arrays``) or the
+    tensors a ``DataLoader`` collates from them. Keys other than ``image`` and ``mask`` are ignored.
+
+    Args:
+        sample: ``image`` uint8 [B, H, W, 3] (required) and ``mask`` uint8 [B, M, H, W, 1] (optional; entity 0 =
+            background).
+
+    Returns:
+        ``image``: float32 [B, 3, H, W] in [-1, 1]; ``mask_ids``: int64 [B, H, W] (0 = background), present only
+        when ``sample`` has a ``mask``. Tensors live on the CPU, in fresh memory (safe to pin or move).
+
+    Raises:
+        ValueError: ``image`` is missing, or a value has the wrong dtype or shape (the message names the key).
+    """
+    if IMAGE not in sample:
+        raise ValueError(f"to_model_batch: sample has no 'image' key (keys: {sorted(sample)})")
+    image = _as_tensor(sample[IMAGE])
+    if image.dtype != torch.uint8 or image.ndim != 4 or image.shape[-1] != 3:
+        raise ValueError(
+            f"to_model_batch: 'image' must be uint8 [B, H, W, 3], got {image.dtype} {list(image.shape)}"
+        )
+    b, h, w = image.shape[0], image.shape[1], image.shape[2]
+    image = image.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)  # (B, 3, H, W)
+    out = {IMAGE: image.div_(127.5).sub_(1.0)}  # [0, 255] -> [-1, 1]
+    if "mask" in sample:
+        mask = _as_tensor(sample["mask"])
+        layout_ok = mask.ndim == 5 and mask.shape[-1] == 1 and (mask.shape[0], *mask.shape[2:4]) == (b, h, w)
+        if mask.dtype != torch.uint8 or not layout_ok:
+            raise ValueError(
+                f"to_model_batch: 'mask' must be uint8 [B, M, H, W, 1] = [{b}, M, {h}, {w}, 1] to match 'image', "
+                f"got {mask.dtype} {list(mask.shape)}"
+            )
+        out[MASK_IDS] = mask[..., 0].argmax(dim=1)  # (B, H, W) int64, 0 = background
+    return out

@@ -1,0 +1,98 @@
+"""Learning-rate schedule (official formula) and checkpoint files (atomic, verified, pruned)."""
+
+import json
+
+import pytest
+import torch
+
+from slotattn.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from slotattn.config import OptimConfig
+from slotattn.schedule import build_scheduler, lr_factor
+
+
+def official_lr(step, base=4e-4, warmup=10_000, decay_rate=0.5, decay_steps=100_000):
+    """Transcription of the official object_discovery/train.py schedule."""
+    lr = base * step / warmup if step < warmup else base
+    return lr * decay_rate ** (step / decay_steps)
+
+
+@pytest.mark.parametrize("step", [0, 1, 5_000, 9_999, 10_000, 50_000, 100_000, 250_000, 499_999])
+def test_lr_factor_matches_the_official_schedule(step):
+    assert 4e-4 * lr_factor(step, 10_000, 0.5, 100_000) == pytest.approx(official_lr(step), rel=1e-12)
+
+
+def test_scheduler_gives_step_i_the_lr_of_factor_i():
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=4e-4)
+    scheduler = build_scheduler(optimizer, OptimConfig(warmup_steps=10, decay_steps=20))
+    seen = []
+    for _ in range(30):
+        seen.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert seen == pytest.approx([official_lr(i, warmup=10, decay_steps=20) for i in range(30)], rel=1e-12)
+    assert seen[0] == 0.0
+
+
+def _state(value=1.0):
+    return {"model": {"w": torch.full((3,), value)}, "config": {"task": "object_discovery"}}
+
+
+def test_save_load_round_trip_and_keep_last(tmp_path):
+    for step in (10, 20, 30, 40):
+        save_checkpoint(tmp_path, _state(step), step, keep_last=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000030.pt", "step_00000040.pt"]
+    state = load_checkpoint(latest_checkpoint(tmp_path))
+    assert state["step"] == 40 and torch.equal(state["model"]["w"], torch.full((3,), 40.0))
+    meta = json.loads((tmp_path / "checkpoints" / "step_00000040.json").read_text())
+    assert meta["step"] == 40 and len(meta["sha256"]) == 64
+
+
+def test_corrupted_checkpoint_is_detected_and_skipped(tmp_path):
+    save_checkpoint(tmp_path, _state(1), 1, keep_last=5)
+    newest = save_checkpoint(tmp_path, _state(2), 2, keep_last=5)
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_checkpoint(newest)
+    assert latest_checkpoint(tmp_path).name == "step_00000001.pt"
+
+
+def test_truncated_or_foreign_files_raise_checkpoint_error(tmp_path):
+    path = save_checkpoint(tmp_path, _state(), 5, keep_last=1)
+    path.with_suffix(".json").unlink()
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="cannot be read as a slotattn checkpoint"):
+        load_checkpoint(path)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(1)}, other)
+    with pytest.raises(CheckpointError, match="expected a slotattn checkpoint of format 1"):
+        load_checkpoint(other)
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_checkpoint_without_its_json_is_not_complete(tmp_path):
+    """A kill between writing the .pt and its .json leaves an incomplete checkpoint that resume ignores."""
+    save_checkpoint(tmp_path, _state(1), 1, keep_last=5)
+    newest = save_checkpoint(tmp_path, _state(2), 2, keep_last=5)
+    newest.with_suffix(".json").unlink()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000001.pt"]
+
+
+def test_loading_never_unpickles_arbitrary_objects(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("owned",))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format_version": 1, "model": Evil(), "config": {}, "step": 0}, path)
+    with pytest.raises(CheckpointError, match="cannot be read"):
+        load_checkpoint(path)
