@@ -202,7 +202,7 @@ def train(
             loss = terms["loss"]
             if not torch.isfinite(loss):
                 where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint written yet"
-                values = ", ".join(f"{k}={float(v):.6g}" for k, v in terms.items())
+                values = ", ".join(f"{k}={float(v.detach()):.6g}" for k, v in terms.items())
                 raise NonFiniteLossError(f"step {step}: non-finite loss ({values}); {where}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -1,7 +1,7 @@
 """Tasks tell the one training engine what a loss, a metric and a figure are; the engine knows nothing else."""
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +11,7 @@ from slotattn.models.outputs import AutoEncoderOutput
 from slotattn.viz import decomposition_figure
 
 
+@runtime_checkable
 class Task(Protocol):
     """What the engine calls. Batches are dicts of tensors (see `slotattn.data.batch`)."""
 

@@ -1,0 +1,152 @@
+"""The `slotattn` CLI end to end in a temp dir: train, resume, eval, visualize, generate, signals, errors."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from slotattn import cli
+from slotattn.checkpoint import latest_checkpoint, load_checkpoint
+from slotattn.config import load_config
+from slotattn.data.build import build_eval_batches, build_train_source
+from slotattn.engine import NonFiniteLossError, train
+from slotattn.models import build_model
+from slotattn.runlog import read_metrics
+from slotattn.tasks import ObjectDiscoveryTask
+
+
+def run(argv, capsys=None):
+    code = cli.main(argv)
+    out = capsys.readouterr() if capsys else None
+    return code, out
+
+
+def train_losses(run_dir):
+    return [r["loss"] for r in read_metrics(run_dir) if r["split"] == "train"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One debug run shared by the read-only tests below."""
+    run_dir = tmp_path_factory.mktemp("cli") / "run"
+    assert cli.main(["train", "--config", "debug", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    return run_dir
+
+
+def test_train_writes_checkpoint_metrics_config_and_figure(trained):
+    assert (trained / "config.yaml").exists()
+    assert latest_checkpoint(trained).name == "step_00000006.pt"
+    assert sorted(p.name for p in (trained / "vis").glob("*.png")) == ["step_00000003.png", "step_00000006.png"]
+    records = read_metrics(trained)
+    losses = train_losses(trained)
+    assert len(losses) == 6 and all(math.isfinite(x) for x in losses)
+    evals = [r for r in records if r["split"] == "eval"]
+    assert [r["step"] for r in evals] == [3, 6] and {"ari", "fg_ari", "mbo"} <= set(evals[-1])
+    state = load_checkpoint(latest_checkpoint(trained))
+    assert state["config"]["train"]["steps"] == 6 and state["step"] == 6
+
+
+def test_resume_gives_the_same_losses_and_parameters_as_an_uninterrupted_run(tmp_path, trained):
+    run_dir = tmp_path / "resumed"
+    assert cli.main(["train", "--config", "debug", "--run-dir", str(run_dir), "--no-progress",
+                     "--set", "train.steps=3"]) == 0
+    assert cli.main(["train", "--run-dir", str(run_dir), "--resume", "--no-progress", "--set", "train.steps=6"]) == 0
+    assert train_losses(run_dir) == train_losses(trained)
+    a = load_checkpoint(latest_checkpoint(run_dir))["model"]
+    b = load_checkpoint(latest_checkpoint(trained))["model"]
+    for key in b:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_eval_from_the_checkpoint_alone_reproduces_training_time_metrics(trained, capsys, tmp_path):
+    out = tmp_path / "eval.json"
+    code, captured = run(["eval", "--checkpoint", str(trained), "--no-progress", "--out", str(out)], capsys)
+    assert code == 0
+    result = json.loads(out.read_text())
+    last_eval = [r for r in read_metrics(trained) if r["split"] == "eval"][-1]
+    for key in ("ari", "fg_ari", "mbo"):
+        assert result[key] == pytest.approx(last_eval[key], abs=1e-9)
+    assert json.loads(captured.out)["checkpoint"].endswith("step_00000006.pt")
+
+
+def test_visualize_writes_a_png(trained, tmp_path, capsys):
+    path = tmp_path / "fig.png"
+    code, _ = run(["visualize", "--checkpoint", str(trained), "--num", "3", "--out", str(path)], capsys)
+    assert code == 0 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_generate_then_train_on_the_stored_dataset(tmp_path, capsys):
+    data = tmp_path / "tetro"
+    code, captured = run(["generate", "tetrominoes", "--num", "40", "--seed", "1", "--out", str(data),
+                          "--chunk", "16", "--no-progress"], capsys)
+    assert code == 0 and "wrote 40 examples" in captured.out
+    code, _ = run(["train", "--config", "debug", "--run-dir", str(tmp_path / "run"), "--no-progress",
+                   "--set", f"data.path={data}", "--set", f"data.eval_path={data}", "--set", "train.steps=2"], capsys)
+    assert code == 0 and latest_checkpoint(tmp_path / "run") is not None
+    # Regenerating with the same seed gives the same bytes.
+    run(["generate", "tetrominoes", "--num", "40", "--seed", "1", "--out", str(tmp_path / "again"), "--chunk", "16",
+         "--no-progress"], capsys)
+    assert (data / "image.npy").read_bytes() == (tmp_path / "again" / "image.npy").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--config", "debug", "--set", "train.stepz=3"], "did you mean 'train.steps'"),
+        (["train", "--config", "no_such_recipe.yaml"], "config file not found"),
+        (["eval", "--checkpoint", "/nonexistent/ckpt.pt"], "checkpoint not found"),
+        (["train", "--config", "debug", "--set", "data.path=/nonexistent/data"], "/nonexistent/data"),
+        (["train", "--config", "debug", "--set", "data.name=clevr6"], "no generator for dataset 'clevr6'"),
+    ],
+)
+def test_bad_input_gives_a_clear_error_and_exit_code_2(argv, message, capsys, tmp_path):
+    code, captured = run([*argv, "--run-dir", str(tmp_path / "r")] if argv[0] == "train" else argv, capsys)
+    assert code == 2 and message in captured.err and "Traceback" not in captured.err
+
+
+def test_resume_into_a_run_dir_without_anything_to_resume_is_an_error(tmp_path, capsys):
+    code, captured = run(["train", "--run-dir", str(tmp_path / "empty"), "--resume"], capsys)
+    assert code == 2 and "nothing to resume" in captured.err
+
+
+def test_non_finite_loss_stops_with_step_terms_and_checkpoint(tmp_path):
+    class NaNAfterTwo(ObjectDiscoveryTask):
+        calls = 0
+
+        def loss(self, out, batch):
+            terms = super().loss(out, batch)
+            self.calls += 1
+            if self.calls > 2:
+                terms = {k: v * float("nan") for k, v in terms.items()}
+            return terms
+
+    cfg = load_config("debug", ["train.ckpt_every=2"])
+    with pytest.raises(NonFiniteLossError, match=r"step 2: non-finite loss \(loss=nan, mse=nan\); last good checkpoint: .*step_00000002.pt"):
+        train(cfg, build_model(cfg), NaNAfterTwo(), build_train_source(cfg), build_eval_batches(cfg), tmp_path,
+              progress=False)
+
+
+def test_real_subprocess_train_and_sigterm_writes_a_resumable_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "slotattn", "train", "--config", "debug", "--run-dir", str(run_dir),
+            "--no-progress", "--set", "train.steps=100000", "--set", "train.eval_every=100000",
+            "--set", "train.vis_every=100000", "--set", "train.ckpt_every=100000"]
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until it is training (a few steps logged)
+        if (run_dir / "metrics.jsonl").exists() and len(train_losses(run_dir)) >= 3:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "SIGTERM at step" in err and "--resume" in err
+    state = load_checkpoint(latest_checkpoint(run_dir))
+    assert state["step"] >= 3
