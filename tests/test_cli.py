@@ -128,8 +128,8 @@ def test_non_finite_loss_stops_with_step_terms_and_checkpoint(tmp_path):
 
     cfg = load_config("debug", ["train.ckpt_every=2"])
     with pytest.raises(NonFiniteLossError, match=r"step 2: non-finite loss \(loss=nan, mse=nan\); last good checkpoint: .*step_00000002.pt"):
-        train(cfg, build_model(cfg), NaNAfterTwo(), build_train_source(cfg), build_eval_batches(cfg), tmp_path,
-              progress=False)
+        train(cfg, build_model(cfg), NaNAfterTwo(), lambda r, w: build_train_source(cfg, r, w),
+              lambda r, w: build_eval_batches(cfg, rank=r, world_size=w), tmp_path, progress=False)
 
 
 def test_real_subprocess_train_and_sigterm_writes_a_resumable_checkpoint(tmp_path):

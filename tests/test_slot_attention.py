@@ -181,3 +181,16 @@ def test_gradcheck_float64():
 def test_bad_shapes_raise_clear_errors(sa, kwargs, message):
     with pytest.raises(ValueError, match=message):
         sa(**kwargs)
+
+
+def test_given_noise_equals_the_internal_draw_and_slices_match(sa, inputs):
+    torch.manual_seed(11)
+    drawn, _ = sa(inputs)
+    torch.manual_seed(11)
+    noise = torch.randn(3, 5, 16)
+    given, _ = sa(inputs, noise=noise)
+    torch.testing.assert_close(given, drawn)
+    part, _ = sa(inputs[1:], noise=noise[1:])  # a data-parallel rank's slice of the global draw
+    torch.testing.assert_close(part, drawn[1:], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="slots_init or noise, not both"):
+        sa(inputs, noise=noise, slots_init=noise)

@@ -53,6 +53,7 @@ def test_ranks_read_disjoint_slices_of_the_single_process_batch(store):
     for step in range(12):  # crosses epochs (5 steps per epoch of 40)
         whole = single.batch(step)["image"]
         halves = [src.batch(step)["image"] for src in ranks]
+        np.testing.assert_array_equal(np.concatenate(halves), whole)  # same order: example i pairs with noise i
         key = lambda a: sorted(x.tobytes() for x in a)  # noqa: E731
         assert key(np.concatenate(halves)) == key(whole)
         assert not set(key(halves[0])) & set(key(halves[1]))

@@ -7,12 +7,14 @@ configures logging and owns progress bars.
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from slotattn import distributed
 from slotattn.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from slotattn.config import Config, ConfigError, apply_overrides, from_dict, load_config
 from slotattn.data.build import GENERATORS, build_eval_batches, build_train_source, generate_to_arrays
@@ -69,13 +71,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
     if run_dir is None:
         run_dir = Path("runs") / f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    torch.manual_seed(cfg.train.seed)  # the only global seeding: slot noise and parameter init
-    model = build_model(cfg)
-    metrics = train(cfg, model, build_task(cfg.task), build_train_source(cfg), build_eval_batches(cfg), run_dir,
-                    resume=args.resume, progress=not args.no_progress)
-    print(f"run directory: {run_dir}")
-    print("final evaluation: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+    metrics = _train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"run directory: {run_dir}")
+        print("final evaluation: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
     return 0
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool) -> dict[str, float]:
+    """Seed, build the model, task and data of `cfg`, and run the engine (also under torchrun)."""
+    torch.manual_seed(cfg.train.seed)  # the only global seeding: slot noise and parameter init (same on all ranks)
+    try:
+        return train(cfg, build_model(cfg), build_task(cfg.task),
+                     lambda rank, world: build_train_source(cfg, rank, world),
+                     lambda rank, world: build_eval_batches(cfg, rank=rank, world_size=world),
+                     run_dir, resume=resume, progress=progress)
+    finally:
+        distributed.shutdown()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -126,14 +138,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         cfg = from_dict({"train": {"max_minutes": args.minutes}}, base=cfg)
     print(f"[2/3] training for at most {cfg.train.max_minutes} minutes on {resolve_device(cfg.train.device)} "
           f"(recipe configs/demo.yaml, run directory {out / 'run'})")
-    torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg)
-    metrics = train(cfg, model, build_task(cfg.task), build_train_source(cfg), build_eval_batches(cfg), out / "run",
-                    resume=args.resume, progress=not args.no_progress)
+    metrics = _train(cfg, out / "run", resume=args.resume, progress=not args.no_progress)
     figure = out / "decomposition.png"
-    print("[3/3] evaluating and drawing the slot decomposition")
-    visualize(model, build_task(cfg.task), build_eval_batches(cfg, num=8)(), resolve_device(cfg.train.device),
-              figure, seed=cfg.train.seed)
+    print("[3/3] drawing the slot decomposition")
+    cmd_visualize(argparse.Namespace(checkpoint=str(out / "run"), num=8, out=str(figure), data=None, device=None))
     print(f"FG-ARI {metrics.get('fg_ari', float('nan')):.3f}  ARI {metrics.get('ari', float('nan')):.3f}  "
           f"mBO {metrics.get('mbo', float('nan')):.3f} on {cfg.data.num_eval} held-out scenes")
     print(f"figure:      {figure}")

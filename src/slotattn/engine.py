@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from slotattn.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from slotattn.config import Config, dump_config, to_dict
 from slotattn.data.stream import GeneratedSource, StepBatches, StoreSource
+from slotattn.distributed import DistInfo, all_reduce_sum, barrier, init_distributed
 from slotattn.runlog import RunLog
 from slotattn.schedule import build_scheduler
 from slotattn.tasks import Task
@@ -68,19 +69,22 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 @torch.no_grad()
 def evaluate(
     model: torch.nn.Module, task: Task, batches: Iterable[Batch], device: torch.device, seed: int = 0,
-    progress: Callable[[Iterable[Batch]], Iterable[Batch]] | None = None,
+    progress: Callable[[Iterable[Batch]], Iterable[Batch]] | None = None, dist_info: DistInfo = DistInfo(),
 ) -> dict[str, float]:
     """Mean of the task's per-example metrics over a whole split (NaN examples, e.g. no foreground, left out).
 
     Slot noise comes from a generator seeded with `seed`, so evaluation is repeatable and leaves the
-    training RNG untouched.
+    training RNG untouched. Under DDP each rank scores its shard and sums and counts are added over ranks,
+    so the result is the mean over the whole split, not a mean of per-rank means.
     """
     was_training = model.training
     model.eval()
-    generator = torch.Generator(device).manual_seed(seed)
+    generator = torch.Generator(device)
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     for batch in progress(batches) if progress else batches:
+        # Noise seeded by the batch's position in the split, so a batch scores the same on any rank.
+        generator.manual_seed(seed * 1_000_003 + int(batch["index"][0]) if "index" in batch else seed)
         batch = to_device(batch, device)
         values = task.metrics(model(batch["image"], generator=generator), batch)
         for key, value in values.items():
@@ -88,7 +92,13 @@ def evaluate(
             sums[key] = sums.get(key, 0.0) + float(finite.sum())
             counts[key] = counts.get(key, 0) + int(finite.numel())
     model.train(was_training)
-    return {key: sums[key] / counts[key] if counts[key] else math.nan for key in sums}
+    keys = sorted(sums)
+    if dist_info.enabled:  # every rank must take part, with the same keys
+        totals = all_reduce_sum(torch.tensor([[sums[k], counts[k]] for k in keys], dtype=torch.float64,
+                                             device=device), dist_info)
+        sums = {k: float(totals[i, 0]) for i, k in enumerate(keys)}
+        counts = {k: int(totals[i, 1]) for i, k in enumerate(keys)}
+    return {key: sums[key] / counts[key] if counts[key] else math.nan for key in keys}
 
 
 @dataclass
@@ -119,8 +129,8 @@ def train(
     cfg: Config,
     model: torch.nn.Module,
     task: Task,
-    source: GeneratedSource | StoreSource,
-    make_eval_batches: Callable[[], Iterable[Batch]],
+    make_source: Callable[[int, int], GeneratedSource | StoreSource],
+    make_eval_batches: Callable[[int, int], Callable[[], Iterable[Batch]]],
     run_dir: str | Path,
     *,
     resume: bool = False,
@@ -128,12 +138,17 @@ def train(
 ) -> dict[str, float]:
     """Train `model` on `task` until `cfg.train.steps`, logging, evaluating and checkpointing on the way.
 
+    Under `torchrun` (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel, each rank reads its
+    shard of every global batch of `cfg.train.batch_size`, only rank 0 writes, and evaluation is reduced over
+    ranks. Slot noise is drawn for the whole global batch from the (identical) RNG of every rank and sliced,
+    so N ranks x batch b follow 1 process x batch N*b.
+
     Args:
         cfg: the resolved config (written to `run_dir/config.yaml` and into every checkpoint).
-        model: built by `build_model(cfg)`; moved to the configured device.
+        model: built by `build_model(cfg)` (has `.slot_attention`); moved to the configured device.
         task: loss, metrics and figures of the task.
-        source: step-indexed training batches.
-        make_eval_batches: returns a fresh iterable over the held-out split.
+        make_source: (rank, world_size) -> step-indexed training batches of this rank.
+        make_eval_batches: (rank, world_size) -> a factory of fresh iterables over this rank's held-out shard.
         run_dir: where logs, figures and checkpoints go.
         resume: continue from the newest valid checkpoint in `run_dir` (start afresh if there is none).
         progress: show a tqdm progress bar.
@@ -146,12 +161,19 @@ def train(
         TrainingInterrupted: SIGINT/SIGTERM; a checkpoint was written first.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(cfg.train.device)
+    dist_info, device = init_distributed(resolve_device(cfg.train.device))
+    main = dist_info.is_main
+    if cfg.train.batch_size % dist_info.world_size:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by {dist_info.world_size} ranks")
+    local_batch = cfg.train.batch_size // dist_info.world_size
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    source = make_source(dist_info.rank, dist_info.world_size)
+    eval_batches = make_eval_batches(dist_info.rank, dist_info.world_size)
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.learning_rate, eps=1e-8)  # official eps
     scheduler = build_scheduler(optimizer, cfg.optim)
-    runlog = RunLog(run_dir, tensorboard=cfg.train.tensorboard)
+    runlog = RunLog(run_dir, tensorboard=cfg.train.tensorboard, enabled=main)
     step = 0
     last_ckpt: Path | None = None
     if resume and (last_ckpt := latest_checkpoint(run_dir)) is not None:
@@ -163,15 +185,27 @@ def train(
         step = int(state["step"])
         runlog.resume_from(step)
         log.info("resumed from %s at step %d", last_ckpt, step)
-    dump_config(cfg, run_dir / "config.yaml")
+    if main:
+        dump_config(cfg, run_dir / "config.yaml")
+    module = model  # the plain model: what checkpoints hold and evaluation runs
+    sa = module.slot_attention
+    if dist_info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
     def checkpoint() -> Path:
-        for name, param in model.named_parameters():  # nothing non-finite is ever written
+        """Rank 0 writes; every rank waits, then knows the path."""
+        for name, param in module.named_parameters():  # nothing non-finite is ever written
             if not torch.isfinite(param).all():
                 raise NonFiniteLossError(f"step {step}: parameter '{name}' is not finite; checkpoint not written")
-        state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "scheduler": scheduler.state_dict(), "rng": _rng_state(), "config": to_dict(cfg)}
-        return save_checkpoint(run_dir, state, step, cfg.train.keep_last)
+        path = run_dir / "checkpoints" / f"step_{step:08d}.pt"
+        if main:
+            state = {"model": module.state_dict(), "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "rng": _rng_state(), "config": to_dict(cfg)}
+            path = save_checkpoint(run_dir, state, step, cfg.train.keep_last)
+        barrier(dist_info)
+        return path
 
     loader = DataLoader(
         StepBatches(source, start_step=step),
@@ -182,7 +216,7 @@ def train(
         persistent_workers=False,
     )
     bar = None
-    if progress:
+    if progress and main:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=cfg.train.steps, initial=step, desc="train", dynamic_ncols=True)
@@ -197,12 +231,22 @@ def train(
     try:
         while step < cfg.train.steps:
             batch = to_device(next(batches), device)
-            out = model(batch["image"])
+            # One global draw of slot noise on every rank (same RNG state), sliced: rank count does not matter.
+            noise = torch.randn(cfg.train.batch_size, sa.num_slots, sa.slot_size, device=device)
+            noise = noise[dist_info.rank * local_batch : (dist_info.rank + 1) * local_batch]
+            out = model(batch["image"], noise=noise)
             terms = task.loss(out, batch)
             loss = terms["loss"]
-            if not torch.isfinite(loss):
+            # Loss terms averaged over ranks, plus stop flags, in one collective so all ranks decide alike.
+            names = sorted(terms)
+            flags = [float(stop.signal_name is not None), float(time.perf_counter() >= deadline)]
+            shared = all_reduce_sum(torch.tensor([float(terms[k].detach()) for k in names] + flags,
+                                                 dtype=torch.float64, device=device), dist_info)
+            logged = {k: float(shared[i]) / dist_info.world_size for i, k in enumerate(names)}
+            stop_requested, out_of_time = bool(shared[-2] > 0), bool(shared[-1] > 0)
+            if not all(math.isfinite(v) for v in logged.values()):
                 where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint written yet"
-                values = ", ".join(f"{k}={float(v.detach()):.6g}" for k, v in terms.items())
+                values = ", ".join(f"{k}={v:.6g}" for k, v in logged.items())
                 raise NonFiniteLossError(f"step {step}: non-finite loss ({values}); {where}")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -212,13 +256,13 @@ def train(
             optimizer.step()
             scheduler.step()
             step += 1
-            window_images += batch["image"].shape[0]
+            window_images += cfg.train.batch_size
             # The time budget ends the run like its last step: log, evaluate, draw and checkpoint now.
-            last = step == cfg.train.steps or time.perf_counter() >= deadline
+            last = step == cfg.train.steps or out_of_time
 
             if step % cfg.train.log_every == 0 or last:
                 elapsed = time.perf_counter() - window_start
-                values = {k: float(v.detach()) for k, v in terms.items()} | {"lr": lr, "img_per_s": window_images / elapsed}
+                values = logged | {"lr": lr, "img_per_s": window_images / elapsed}
                 runlog.write(step, "train", values)
                 if bar is not None:
                     bar.set_postfix(loss=f"{values['loss']:.4g}", lr=f"{lr:.2e}", img_s=f"{values['img_per_s']:.0f}")
@@ -226,11 +270,11 @@ def train(
             if bar is not None:
                 bar.update(1)
             if step % cfg.train.eval_every == 0 or last:
-                metrics = evaluate(model, task, make_eval_batches(), device, seed=cfg.train.seed)
+                metrics = evaluate(module, task, eval_batches(), device, seed=cfg.train.seed, dist_info=dist_info)
                 runlog.write(step, "eval", metrics)
                 log.info("step %d eval %s", step, metrics)
-            if step % cfg.train.vis_every == 0 or last:
-                visualize(model, task, make_eval_batches(), device, run_dir / "vis" / f"step_{step:08d}.png",
+            if (step % cfg.train.vis_every == 0 or last) and main:
+                visualize(module, task, eval_batches(), device, run_dir / "vis" / f"step_{step:08d}.png",
                           seed=cfg.train.seed)
             if step % cfg.train.ckpt_every == 0 or last:
                 last_ckpt = checkpoint()
@@ -241,11 +285,11 @@ def train(
                     log.warning("train.max_minutes=%s reached at step %d of %d", cfg.train.max_minutes, step,
                                 cfg.train.steps)
                 break
-            if stop.signal_name is not None:
+            if stop_requested:
                 if last_ckpt is None or not last_ckpt.name.endswith(f"{step:08d}.pt"):
                     last_ckpt = checkpoint()
                 raise TrainingInterrupted(
-                    f"{stop.signal_name} at step {step}: checkpoint written to {last_ckpt}; "
+                    f"{stop.signal_name or 'a signal to another rank'} at step {step}: checkpoint written to {last_ckpt}; "
                     f"continue with: slotattn train --run-dir {run_dir} --resume"
                 )
     finally:

@@ -67,8 +67,11 @@ class StoreSource:
         epoch, position = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
             self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.store))
-        start = position * self.global_batch_size + self.rank * self.local
-        indices = np.sort(self._perm[start : start + self.local])  # sorted: sequential memmap reads
+        start = position * self.global_batch_size
+        # Sorted within the global batch (sequential memmap reads), then this rank's slice: example i of the
+        # global batch is the same example however many ranks there are.
+        indices = np.sort(self._perm[start : start + self.global_batch_size])
+        indices = indices[self.rank * self.local : (self.rank + 1) * self.local]
         return {key: np.asarray(array[indices]) for key, array in self.store.arrays.items()}
 
 
@@ -92,7 +95,8 @@ def eval_batches(
     """The held-out split in order: the first `num` examples of a store, or `num` generated from `seed`.
 
     Chunk i (examples i * batch_size ...) is generated with `default_rng([seed, i])` whatever the number of
-    ranks; rank r takes chunks i with i % world_size == r, so the ranks together cover the split once.
+    ranks; rank r takes chunks i with i % world_size == r, so the ranks together cover the split once. Each
+    batch also carries `index` [B]: the examples' positions in the split.
     """
     total = min(num, len(source)) if isinstance(source, Store) else num
     for chunk, start in enumerate(range(0, total, batch_size)):
@@ -103,4 +107,6 @@ def eval_batches(
             arrays = {key: np.asarray(array[start : start + size]) for key, array in source.arrays.items()}
         else:
             arrays = source(size, np.random.default_rng([seed, chunk]))
-        yield to_model_batch(arrays)
+        batch = to_model_batch(arrays)
+        batch["index"] = torch.arange(start, start + size)  # position in the split: seeds evaluation's slot noise
+        yield batch

@@ -111,15 +111,17 @@ class SlotAttentionAutoEncoder(nn.Module):
         num_iterations: int | None = None,
         slots_init: Float[Tensor, "B K D"] | None = None,
         generator: torch.Generator | None = None,
+        noise: Float[Tensor, "B K D"] | None = None,
     ) -> AutoEncoderOutput:
         """Encode, group into slots, decode each slot, and composite with the alpha masks (softmax over slots).
 
-        `num_slots`, `num_iterations`, `slots_init` and `generator` are passed to `SlotAttention.forward`.
+        `num_slots`, `num_iterations`, `slots_init`, `generator` and `noise` are passed to `SlotAttention.forward`.
         """
         self.check_image(image)
         inputs = self.encode(image)
         slots, attn = self.slot_attention(
-            inputs, num_slots=num_slots, num_iterations=num_iterations, slots_init=slots_init, generator=generator
+            inputs, num_slots=num_slots, num_iterations=num_iterations, slots_init=slots_init, generator=generator,
+            noise=noise,
         )
         decoded = self.decoder(slots)  # (B, K, 4, H, W)
         recons, mask_logits = decoded.split([3, 1], dim=2)

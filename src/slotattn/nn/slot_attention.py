@@ -85,13 +85,18 @@ class SlotAttention(nn.Module):
         self.mlp = SlotMLP(slot_size, mlp_hidden_size, slot_size)
 
     def sample_slots(
-        self, batch_size: int, num_slots: int, generator: torch.Generator | None = None
+        self,
+        batch_size: int,
+        num_slots: int,
+        generator: torch.Generator | None = None,
+        noise: Float[Tensor, "B K D"] | None = None,
     ) -> Float[Tensor, "B K D"]:
-        """Draw initial slots mu + sigma * N(0, 1), fresh noise per call (reproducible with `generator`)."""
+        """Initial slots mu + sigma * noise, noise ~ N(0, 1) drawn fresh per call unless given."""
         mu = self.slots_mu
-        noise = torch.randn(
-            (batch_size, num_slots, self.slot_size), generator=generator, device=mu.device, dtype=mu.dtype
-        )
+        if noise is None:
+            noise = torch.randn(
+                (batch_size, num_slots, self.slot_size), generator=generator, device=mu.device, dtype=mu.dtype
+            )
         return mu + self.slots_log_sigma.exp() * noise
 
     def forward(
@@ -101,6 +106,7 @@ class SlotAttention(nn.Module):
         num_iterations: int | None = None,
         slots_init: Float[Tensor, "B K D"] | None = None,
         generator: torch.Generator | None = None,
+        noise: Float[Tensor, "B K D"] | None = None,
     ) -> tuple[Float[Tensor, "B K D"], Float[Tensor, "B K N"]]:
         """Run T rounds of Slot Attention.
 
@@ -110,6 +116,8 @@ class SlotAttention(nn.Module):
             num_iterations: T for this call (default: the constructor's).
             slots_init: initial slots; when None they are sampled from the learned Gaussian.
             generator: torch.Generator for the slot noise (None: the global RNG).
+            noise: the standard-normal noise of the Gaussian initialisation itself (K taken from it); lets a
+                caller control sampling exactly, e.g. data-parallel ranks taking slices of one global draw.
 
         Returns:
             slots [B, K, D], and the last iteration's attention [B, K, N] after the softmax over slots
@@ -123,7 +131,14 @@ class SlotAttention(nn.Module):
         num_iterations = self.num_iterations if num_iterations is None else num_iterations
         if num_iterations < 1:
             raise ValueError(f"SlotAttention: num_iterations must be >= 1, got {num_iterations}")
-        if slots_init is None:
+        if slots_init is not None and noise is not None:
+            raise ValueError("SlotAttention: pass slots_init or noise, not both")
+        if noise is not None:
+            expected = [batch_size, num_slots or noise.shape[1], self.slot_size]
+            if list(noise.shape) != expected:
+                raise ValueError(f"SlotAttention: noise must be {expected}, got {list(noise.shape)}")
+            slots = self.sample_slots(batch_size, noise.shape[1], noise=noise)
+        elif slots_init is None:
             num_slots = self.num_slots if num_slots is None else num_slots
             if num_slots < 1:
                 raise ValueError(f"SlotAttention: num_slots must be >= 1, got {num_slots}")
