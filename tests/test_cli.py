@@ -150,3 +150,37 @@ def test_real_subprocess_train_and_sigterm_writes_a_resumable_checkpoint(tmp_pat
     assert "SIGTERM at step" in err and "--resume" in err
     state = load_checkpoint(latest_checkpoint(run_dir))
     assert state["step"] >= 3
+
+
+def test_set_prediction_trains_evaluates_and_draws_from_a_store(tmp_path, capsys):
+    import numpy as np
+
+    from slotattn.data.store import write_store
+
+    rng = np.random.default_rng(0)
+    num = 24
+    target = np.zeros((num, 10, 19), np.float32)
+    for i in range(num):
+        for j in range(rng.integers(1, 5)):
+            target[i, j, :3] = rng.random(3)
+            for lo, hi in [(3, 5), (5, 7), (7, 10), (10, 18)]:
+                target[i, j, lo + rng.integers(hi - lo)] = 1.0
+            target[i, j, 18] = 1.0
+    arrays = {"image": rng.integers(0, 256, (num, 32, 32, 3), dtype=np.uint8), "target": target,
+              "num_objects": target[:, :, 18].sum(1).astype(np.int64)}
+    write_store(tmp_path / "clevr", arrays, {"dataset": "clevr"})
+    overrides = ["task=set_prediction", "data.name=clevr", f"data.path={tmp_path / 'clevr'}",
+                 f"data.eval_path={tmp_path / 'clevr'}", "model.resolution=[32, 32]", "model.num_slots=5",
+                 "model.encoder_strides=[1, 2]", "data.num_eval=10", "train.steps=3"]
+    run_dir = tmp_path / "run"
+    code, _ = run(["train", "--config", "debug", "--run-dir", str(run_dir), "--no-progress",
+                   *[x for o in overrides for x in ("--set", o)]], capsys)
+    assert code == 0
+    evals = [r for r in read_metrics(run_dir) if r["split"] == "eval"]
+    assert set(evals[-1]) >= {"ap@inf", "ap@1", "ap@0.5", "ap@0.25", "ap@0.125"}
+    assert all(0.0 <= evals[-1][k] <= 1.0 for k in ("ap@inf", "ap@1"))
+    assert "huber" in read_metrics(run_dir)[0]
+    code, captured = run(["eval", "--checkpoint", str(run_dir), "--no-progress"], capsys)
+    assert code == 0 and json.loads(captured.out)["ap@inf"] == pytest.approx(evals[-1]["ap@inf"], abs=1e-9)
+    code, _ = run(["visualize", "--checkpoint", str(run_dir), "--num", "2", "--out", str(tmp_path / "sp.png")], capsys)
+    assert code == 0 and (tmp_path / "sp.png").stat().st_size > 1000

@@ -98,3 +98,15 @@ def test_dump_and_load_round_trip(tmp_path):
     dump_config(cfg, tmp_path / "config.yaml")
     assert load_config(tmp_path / "config.yaml") == cfg
     assert from_dict(to_dict(cfg)) == cfg
+
+
+def test_set_prediction_recipe_is_the_official_one():
+    cfg = load_config(CONFIGS / "set_prediction_clevr.yaml")
+    assert cfg.task == "set_prediction" and cfg.data.name == "clevr"
+    assert cfg.train.batch_size == 512 and cfg.train.steps == 150_000
+    assert cfg.optim.learning_rate == 4e-4 and cfg.optim.warmup_steps == 1_000
+    assert cfg.optim.decay_rate == 0.5 and cfg.optim.decay_steps == 50_000
+    assert cfg.model.num_slots == 10 and cfg.model.encoder_strides == (1, 2, 2, 1)
+    assert cfg.model.resolution == (128, 128) and cfg.model.head_hidden_size == 64 and cfg.model.num_outputs == 19
+    model = build_model(cfg)
+    assert sum(p.numel() for p in model.parameters()) == 380_755  # derived in tests/test_set_prediction.py

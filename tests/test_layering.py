@@ -16,7 +16,7 @@ FORBIDDEN = {
     "metrics": {"nn", "models", "data", "viz", "tasks", "engine", "cli"},
     "data": {"nn", "models", "metrics", "viz", "tasks", "engine", "cli"},
     "viz": {"nn", "models", "metrics", "data", "tasks", "engine", "cli"},
-    "tasks": {"engine", "cli", "data"},
+    "tasks": {"engine", "cli"},
     "schedule": {"nn", "models", "data", "tasks", "engine", "cli"},
     "checkpoint": {"nn", "models", "data", "tasks", "engine", "cli"},
     "runlog": {"nn", "models", "data", "tasks", "engine", "cli"},

@@ -16,7 +16,7 @@ import torch
 from slotattn.losses import hungarian_huber_loss
 from slotattn.matching import hungarian_match, pairwise_huber_cost
 from slotattn.metrics import ClevrAPAccumulator, clevr_average_precision
-from slotattn.models.set_prediction_output import SetPredictionOutput
+from slotattn.models.outputs import SetPredictionOutput
 from slotattn.models.set_predictor import SlotAttentionSetPredictor
 
 THRESHOLDS = (-1.0, 1.0, 0.5, 0.25, 0.125)  # the official eval.py list; -1 = no threshold

@@ -9,7 +9,13 @@
 """
 
 from slotattn.config import Config, ConfigError, load_config
-from slotattn.models import AutoEncoderOutput, SlotAttentionAutoEncoder, build_model
+from slotattn.models import (
+    AutoEncoderOutput,
+    SetPredictionOutput,
+    SlotAttentionAutoEncoder,
+    SlotAttentionSetPredictor,
+    build_model,
+)
 from slotattn.nn import SlotAttention
 
 __version__ = "0.1.0"
@@ -18,8 +24,10 @@ __all__ = [
     "AutoEncoderOutput",
     "Config",
     "ConfigError",
+    "SetPredictionOutput",
     "SlotAttention",
     "SlotAttentionAutoEncoder",
+    "SlotAttentionSetPredictor",
     "build_model",
     "load_config",
 ]

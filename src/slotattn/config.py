@@ -29,6 +29,7 @@ class ModelConfig:
     epsilon: float = 1e-8  # added to attn before the weighted mean (Algorithm 1)
     encoder_channels: tuple[int, ...] = (64, 64, 64, 64)  # 4 conv layers 5x5, stride 1 (appendix)
     encoder_kernel_size: int = 5
+    encoder_strides: tuple[int, ...] | None = None  # None: all 1 (discovery); set prediction (1, 2, 2, 1): 32x32
     hidden_size: int = 64  # feedforward net on the encoder's set of features: Dense(64, relu), Dense(64)
     decoder_broadcast_size: tuple[int, int] = (8, 8)  # CLEVR6: broadcast to 8x8, upsample x16
     decoder_channels: tuple[int, ...] = (64, 64, 64, 64, 64)
@@ -37,11 +38,14 @@ class ModelConfig:
     decoder_out_kernel_size: int = 3  # last layer: 3x3, 4 channels (RGB + alpha logit)
     use_encoder_position: bool = True
     use_decoder_position: bool = True
+    head_hidden_size: int = 64  # set prediction: per-slot Dense(64, relu) -> Dense(num_outputs, sigmoid)
+    num_outputs: int = 19  # set prediction: CLEVR's property vector (3 coords, 2+2+3+8 one-hots, 1 objectness)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: str = "clevr6"  # which dataset specification: tetrominoes | multi_dsprites | clevr6
+    name: str = "clevr6"  # dataset: tetrominoes | multi_dsprites | clevr6 | clevr (set prediction)
+    variant: str | None = None  # multi_dsprites: binarized | colored_on_grayscale (paper) | colored_on_colored
     path: str | None = None  # a dataset directory written by `slotattn generate`/`convert`; None streams generated data
     eval_path: str | None = None  # held-out split; None generates one from `eval_seed`
     num_eval: int = 512  # examples in the held-out split when it is generated
@@ -83,7 +87,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-TASKS = ("object_discovery",)
+TASKS = ("object_discovery", "set_prediction")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -187,6 +191,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"config key 'optim.learning_rate' must be > 0, got {cfg.optim.learning_rate}")
     if cfg.optim.warmup_steps < 0:
         raise ConfigError(f"config key 'optim.warmup_steps' must be >= 0, got {cfg.optim.warmup_steps}")
+    if cfg.model.encoder_strides is not None and len(cfg.model.encoder_channels) != len(cfg.model.encoder_strides):
+        raise ConfigError(
+            f"config keys 'model.encoder_channels' ({len(cfg.model.encoder_channels)} layers) and "
+            f"'model.encoder_strides' ({len(cfg.model.encoder_strides)} layers) must have the same length"
+        )
     if len(cfg.model.decoder_channels) != len(cfg.model.decoder_strides):
         raise ConfigError(
             f"config keys 'model.decoder_channels' ({len(cfg.model.decoder_channels)} layers) and "

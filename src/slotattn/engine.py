@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from slotattn.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from slotattn.config import Config, dump_config, to_dict
 from slotattn.data.stream import GeneratedSource, StepBatches, StoreSource
-from slotattn.distributed import DistInfo, all_reduce_sum, barrier, init_distributed
+from slotattn.distributed import DistInfo, all_reduce_sum, barrier, gather_objects, init_distributed
 from slotattn.runlog import RunLog
 from slotattn.schedule import build_scheduler
 from slotattn.tasks import Task
@@ -71,34 +71,21 @@ def evaluate(
     model: torch.nn.Module, task: Task, batches: Iterable[Batch], device: torch.device, seed: int = 0,
     progress: Callable[[Iterable[Batch]], Iterable[Batch]] | None = None, dist_info: DistInfo = DistInfo(),
 ) -> dict[str, float]:
-    """Mean of the task's per-example metrics over a whole split (NaN examples, e.g. no foreground, left out).
+    """The task's metrics over a whole split (under DDP: this rank's shard, combined over ranks by the task).
 
-    Slot noise comes from a generator seeded with `seed`, so evaluation is repeatable and leaves the
-    training RNG untouched. Under DDP each rank scores its shard and sums and counts are added over ranks,
-    so the result is the mean over the whole split, not a mean of per-rank means.
+    Slot noise is seeded by each batch's position in the split (`batch["index"]`), so evaluation is repeatable,
+    gives the same numbers on any number of ranks, and leaves the training RNG untouched.
     """
     was_training = model.training
     model.eval()
     generator = torch.Generator(device)
-    sums: dict[str, float] = {}
-    counts: dict[str, int] = {}
+    evaluator = task.evaluator()
     for batch in progress(batches) if progress else batches:
-        # Noise seeded by the batch's position in the split, so a batch scores the same on any rank.
         generator.manual_seed(seed * 1_000_003 + int(batch["index"][0]) if "index" in batch else seed)
         batch = to_device(batch, device)
-        values = task.metrics(model(batch["image"], generator=generator), batch)
-        for key, value in values.items():
-            finite = value[~value.isnan()]
-            sums[key] = sums.get(key, 0.0) + float(finite.sum())
-            counts[key] = counts.get(key, 0) + int(finite.numel())
+        evaluator.update(model(batch["image"], generator=generator), batch)
     model.train(was_training)
-    keys = sorted(sums)
-    if dist_info.enabled:  # every rank must take part, with the same keys
-        totals = all_reduce_sum(torch.tensor([[sums[k], counts[k]] for k in keys], dtype=torch.float64,
-                                             device=device), dist_info)
-        sums = {k: float(totals[i, 0]) for i, k in enumerate(keys)}
-        counts = {k: int(totals[i, 1]) for i, k in enumerate(keys)}
-    return {key: sums[key] / counts[key] if counts[key] else math.nan for key in keys}
+    return evaluator.compute(lambda obj: gather_objects(obj, dist_info))
 
 
 @dataclass

@@ -66,3 +66,40 @@ def decomposition_figure(
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def attention_figure(images: np.ndarray, attn: np.ndarray, labels: list[list[str]], path: str | Path) -> Path:
+    """One row per example: the input, then each slot's attention over the feature grid with its prediction.
+
+    Args:
+        images: [B, 3, H, W] inputs in [-1, 1].
+        attn: [B, K, N] attention of the last iteration (N = h * w, a square grid).
+        labels: labels[b][k], the text under slot k of example b (e.g. its predicted properties).
+        path: where to write the PNG.
+
+    Returns:
+        The path written.
+    """
+    num, num_slots, num_inputs = attn.shape
+    side = int(round(num_inputs**0.5))
+    if side * side != num_inputs:
+        raise ValueError(f"attention_figure: {num_inputs} inputs do not form a square grid")
+    fig, axes = plt.subplots(num, num_slots + 1, figsize=(1.7 * (num_slots + 1), 1.9 * num), squeeze=False)
+    for b in range(num):
+        axes[b, 0].imshow(_to_rgb(images[b]))
+        for k in range(num_slots):
+            ax = axes[b, k + 1]
+            ax.imshow(attn[b, k].reshape(side, side), cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+            ax.set_xlabel(labels[b][k], fontsize=5)
+        for ax in axes[b]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_title("input", fontsize=8)
+    for k in range(num_slots):
+        axes[0, k + 1].set_title(f"slot {k}", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

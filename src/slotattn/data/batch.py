@@ -51,15 +51,17 @@ def to_model_batch(sample: Mapping[str, np.ndarray | torch.Tensor]) -> dict[str,
     """Convert a batch in the official layout into the training batch.
 
     Accepts numpy arrays (a :class:`~slotattn.data.stream.GeneratedSource` batch, slices of ``Store.arrays``) or the
-    tensors a ``DataLoader`` collates from them. Keys other than ``image`` and ``mask`` are ignored.
+    tensors a ``DataLoader`` collates from them. Keys other than those below are ignored.
 
     Args:
-        sample: ``image`` uint8 [B, H, W, 3] (required) and ``mask`` uint8 [B, M, H, W, 1] (optional; entity 0 =
-            background).
+        sample: ``image`` uint8 [B, H, W, 3] or [B, H, W, 1] (required; one channel, as binarized Multi-dSprites,
+            is repeated to RGB), ``mask`` uint8 [B, M, H, W, 1] (optional; entity 0 = background), and for set
+            prediction ``target`` float [B, M, P] (19-d CLEVR targets, zero-padded) and ``num_objects`` [B].
 
     Returns:
         ``image``: float32 [B, 3, H, W] in [-1, 1]; ``mask_ids``: int64 [B, H, W] (0 = background), present only
-        when ``sample`` has a ``mask``. Tensors live on the CPU, in fresh memory (safe to pin or move).
+        when ``sample`` has a ``mask``; ``target`` float32 and ``num_objects`` int64 when present. Tensors live on
+        the CPU, in fresh memory (safe to pin or move).
 
     Raises:
         ValueError: ``image`` is missing, or a value has the wrong dtype or shape (the message names the key).
@@ -67,10 +69,13 @@ def to_model_batch(sample: Mapping[str, np.ndarray | torch.Tensor]) -> dict[str,
     if IMAGE not in sample:
         raise ValueError(f"to_model_batch: sample has no 'image' key (keys: {sorted(sample)})")
     image = _as_tensor(sample[IMAGE])
-    if image.dtype != torch.uint8 or image.ndim != 4 or image.shape[-1] != 3:
+    if image.dtype != torch.uint8 or image.ndim != 4 or image.shape[-1] not in (1, 3):
         raise ValueError(
-            f"to_model_batch: 'image' must be uint8 [B, H, W, 3], got {image.dtype} {list(image.shape)}"
+            f"to_model_batch: 'image' must be uint8 [B, H, W, 3] (or [B, H, W, 1]), got {image.dtype} "
+            f"{list(image.shape)}"
         )
+    if image.shape[-1] == 1:
+        image = image.expand(-1, -1, -1, 3)
     b, h, w = image.shape[0], image.shape[1], image.shape[2]
     image = image.permute(0, 3, 1, 2).to(torch.float32, memory_format=torch.contiguous_format)  # (B, 3, H, W)
     out = {IMAGE: image.div_(127.5).sub_(1.0)}  # [0, 255] -> [-1, 1]
@@ -83,4 +88,12 @@ def to_model_batch(sample: Mapping[str, np.ndarray | torch.Tensor]) -> dict[str,
                 f"got {mask.dtype} {list(mask.shape)}"
             )
         out[MASK_IDS] = mask[..., 0].argmax(dim=1)  # (B, H, W) int64, 0 = background
+    if "target" in sample:
+        target = _as_tensor(sample["target"])
+        if not target.is_floating_point() or target.ndim != 3 or target.shape[0] != b:
+            raise ValueError(f"to_model_batch: 'target' must be float [{b}, M, P], got {target.dtype} "
+                             f"{list(target.shape)}")
+        out["target"] = target.to(torch.float32)
+    if "num_objects" in sample:
+        out["num_objects"] = _as_tensor(sample["num_objects"]).to(torch.int64).reshape(b)
     return out

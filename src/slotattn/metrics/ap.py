@@ -141,6 +141,15 @@ class ClevrAPAccumulator:
         self._num_real += num_real
         self._num_target_rows += target_np.shape[0] * target_np.shape[1]
 
+    def merge(self, other: "ClevrAPAccumulator") -> "ClevrAPAccumulator":
+        """Add another accumulator's predictions (e.g. another rank's shard); target indices stay distinct."""
+        self._confidence += other._confidence
+        self._best += other._best
+        self._key += [key + self._num_target_rows for key in other._key]
+        self._num_real += other._num_real
+        self._num_target_rows += other._num_target_rows
+        return self
+
     def compute(self, thresholds: Iterable[float | int] = DEFAULT_THRESHOLDS) -> dict[str, float]:
         """AP at each distance threshold (in CLEVR's original units; -1 or inf = no threshold).
 

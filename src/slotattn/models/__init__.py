@@ -4,9 +4,11 @@ from torch import nn
 
 from slotattn.config import Config
 from slotattn.models.autoencoder import SlotAttentionAutoEncoder
-from slotattn.models.outputs import AutoEncoderOutput
+from slotattn.models.outputs import AutoEncoderOutput, SetPredictionOutput
+from slotattn.models.set_predictor import SlotAttentionSetPredictor
 
-__all__ = ["AutoEncoderOutput", "SlotAttentionAutoEncoder", "build_model"]
+__all__ = ["AutoEncoderOutput", "SetPredictionOutput", "SlotAttentionAutoEncoder", "SlotAttentionSetPredictor",
+           "build_model"]
 
 
 def build_model(cfg: Config) -> nn.Module:
@@ -22,6 +24,7 @@ def build_model(cfg: Config) -> nn.Module:
             epsilon=m.epsilon,
             encoder_channels=m.encoder_channels,
             encoder_kernel_size=m.encoder_kernel_size,
+            encoder_strides=m.encoder_strides,
             hidden_size=m.hidden_size,
             decoder_broadcast_size=m.decoder_broadcast_size,
             decoder_channels=m.decoder_channels,
@@ -30,5 +33,20 @@ def build_model(cfg: Config) -> nn.Module:
             decoder_out_kernel_size=m.decoder_out_kernel_size,
             use_encoder_position=m.use_encoder_position,
             use_decoder_position=m.use_decoder_position,
+        )
+    if cfg.task == "set_prediction":
+        return SlotAttentionSetPredictor(
+            resolution=m.resolution,
+            num_slots=m.num_slots,
+            num_iterations=m.num_iterations,
+            slot_size=m.slot_size,
+            mlp_hidden_size=m.mlp_hidden_size,
+            epsilon=m.epsilon,
+            encoder_channels=m.encoder_channels,
+            encoder_strides=m.encoder_strides or (1,) * len(m.encoder_channels),
+            encoder_kernel_size=m.encoder_kernel_size,
+            hidden_size=m.hidden_size,
+            head_hidden_size=m.head_hidden_size,
+            num_outputs=m.num_outputs,
         )
     raise ValueError(f"build_model: unknown task {cfg.task!r}")

@@ -25,6 +25,7 @@ class SlotAttentionAutoEncoder(nn.Module):
         epsilon: Slot Attention's epsilon.
         encoder_channels: channels of each encoder conv layer.
         encoder_kernel_size: kernel of the encoder convs.
+        encoder_strides: stride of each encoder layer (default: all 1, as the paper's object discovery).
         hidden_size: width of the feedforward network applied to each encoder position (= Slot Attention's Din).
         decoder_broadcast_size: (h, w) each slot is tiled over.
         decoder_channels: channels of each hidden decoder layer.
@@ -45,6 +46,7 @@ class SlotAttentionAutoEncoder(nn.Module):
         epsilon: float = 1e-8,
         encoder_channels: tuple[int, ...] = (64, 64, 64, 64),
         encoder_kernel_size: int = 5,
+        encoder_strides: tuple[int, ...] | None = None,
         hidden_size: int = 64,
         decoder_broadcast_size: tuple[int, int] = (8, 8),
         decoder_channels: tuple[int, ...] = (64, 64, 64, 64, 64),
@@ -56,7 +58,8 @@ class SlotAttentionAutoEncoder(nn.Module):
     ):
         super().__init__()
         self.resolution = tuple(resolution)
-        self.encoder_cnn = CNNEncoder(3, tuple(encoder_channels), encoder_kernel_size, (1,) * len(encoder_channels))
+        strides = tuple(encoder_strides) if encoder_strides is not None else (1,) * len(encoder_channels)
+        self.encoder_cnn = CNNEncoder(3, tuple(encoder_channels), encoder_kernel_size, strides)
         feature_size = self.encoder_cnn.output_resolution(self.resolution)
         width = self.encoder_cnn.out_channels
         self.encoder_pos = SoftPositionEmbed(width, feature_size) if use_encoder_position else nn.Identity()

@@ -5,7 +5,7 @@ import typing
 import torch
 from torch import nn
 
-from slotattn.models.set_prediction_output import SetPredictionOutput
+from slotattn.models.outputs import SetPredictionOutput
 from slotattn.nn import CNNEncoder, SlotAttention, SlotMLP, SoftPositionEmbed
 from slotattn.nn.slot_attention import LAYER_NORM_EPS
 from slotattn.shapes import Float, Tensor
@@ -91,15 +91,17 @@ class SlotAttentionSetPredictor(nn.Module):
         num_iterations: int | None = None,
         slots_init: Float[Tensor, "B K D"] | None = None,
         generator: torch.Generator | None = None,
+        noise: Float[Tensor, "B K D"] | None = None,
     ) -> SetPredictionOutput:
         """Encode, group into slots, and predict one property vector per slot.
 
-        `num_slots`, `num_iterations`, `slots_init` and `generator` are passed to `SlotAttention.forward`.
+        `num_slots`, `num_iterations`, `slots_init`, `generator` and `noise` are passed to `SlotAttention.forward`.
         """
         self.check_image(image)
         inputs = self.encode(image)
         slots, attn = self.slot_attention(
-            inputs, num_slots=num_slots, num_iterations=num_iterations, slots_init=slots_init, generator=generator
+            inputs, num_slots=num_slots, num_iterations=num_iterations, slots_init=slots_init, generator=generator,
+            noise=noise,
         )
         # The same MLP on every slot, so the output set permutes with the slots (Sec. 2.3).
         preds = self.mlp_classifier(slots).sigmoid()  # (B, K, P)
