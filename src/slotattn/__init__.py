@@ -17,6 +17,7 @@ from slotattn.models import (
     build_model,
 )
 from slotattn.nn import SlotAttention
+from slotattn.pretrained import load_model
 
 __version__ = "0.1.0"
 
@@ -30,4 +31,5 @@ __all__ = [
     "SlotAttentionSetPredictor",
     "build_model",
     "load_config",
+    "load_model",
 ]

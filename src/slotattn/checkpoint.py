@@ -128,3 +128,43 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
             continue
         return path
     return None
+
+
+def export_safetensors(state_dict: dict[str, torch.Tensor], config: dict[str, Any], path: str | Path) -> Path:
+    """Write model weights as safetensors (config JSON in its metadata) plus `<path>.json` with the config.
+
+    safetensors files hold tensors only and load without unpickling anything, for inference and sharing.
+    """
+    try:
+        from safetensors.torch import save
+    except ImportError as err:
+        raise CheckpointError("exporting needs safetensors: pip install 'slotattn[safetensors]'") from err
+    path = Path(path)
+    tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
+    metadata = {"format": "slotattn", "format_version": str(FORMAT_VERSION), "config": json.dumps(config)}
+    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    atomic_write_bytes(path.with_suffix(".json"), (json.dumps(config, indent=2) + "\n").encode())
+    return path
+
+
+def load_safetensors(path: str | Path) -> dict[str, Any]:
+    """Load an exported model: {"model": state dict, "config": dict} (the config from the file's metadata)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"model file not found: {path}")
+    try:
+        from safetensors import safe_open
+        from safetensors.torch import load
+    except ImportError as err:
+        raise CheckpointError("loading .safetensors needs safetensors: pip install 'slotattn[safetensors]'") from err
+    data = path.read_bytes()
+    try:
+        tensors = load(data)
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+    except Exception as err:  # noqa: BLE001 - re-raised with the file name
+        raise CheckpointError(f"{path}: not a readable safetensors file ({type(err).__name__}: {err})") from err
+    if metadata.get("format") != "slotattn" or "config" not in metadata:
+        raise CheckpointError(f"{path}: a safetensors file without slotattn metadata (format/config); "
+                              "export it with `slotattn export`")
+    return {"model": tensors, "config": json.loads(metadata["config"]), "step": None}

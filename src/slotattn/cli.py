@@ -1,4 +1,4 @@
-"""The `slotattn` command line: train | eval | generate | visualize | demo.
+"""The `slotattn` command line: train | eval | visualize | generate | export | demo.
 
 The only code that turns a config into builders and calls the engine. Library modules never print; this one
 configures logging and owns progress bars.
@@ -15,13 +15,14 @@ from pathlib import Path
 import torch
 
 from slotattn import distributed
-from slotattn.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from slotattn.config import Config, ConfigError, apply_overrides, from_dict, load_config
+from slotattn.checkpoint import CheckpointError, export_safetensors, latest_checkpoint, load_checkpoint
+from slotattn.config import Config, ConfigError, apply_overrides, from_dict, load_config, to_dict
 from slotattn.data.build import GENERATORS, build_eval_batches, build_train_source, generate_to_arrays
 from slotattn.data.errors import DataError
 from slotattn.data.store import write_store
 from slotattn.engine import NonFiniteLossError, TrainingInterrupted, evaluate, resolve_device, train, visualize
 from slotattn.models import build_model
+from slotattn.pretrained import load_model
 from slotattn.tasks import build_task
 
 log = logging.getLogger("slotattn")
@@ -45,13 +46,10 @@ def _resolve_checkpoint(path: str) -> Path:
 
 
 def _model_from_checkpoint(path: str, overrides: list[str]) -> tuple[Config, torch.nn.Module, Path]:
-    """Rebuild the model from the config stored in the checkpoint (no model flags re-declared)."""
+    """Rebuild the model from the config stored in the checkpoint or exported model (no model flags re-declared)."""
     ckpt = _resolve_checkpoint(path)
-    state = load_checkpoint(ckpt)
-    cfg = apply_overrides(from_dict(state["config"]), overrides)
-    model = build_model(cfg)
-    model.load_state_dict(state["model"])
-    return cfg, model, ckpt
+    model, cfg = load_model(ckpt)
+    return apply_overrides(cfg, overrides), model, ckpt
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -113,6 +111,13 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     batches = build_eval_batches(cfg, path=args.data, num=args.num)
     path = visualize(model, build_task(cfg.task), batches(), device, Path(args.out), seed=cfg.train.seed)
     print(f"wrote {path}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    cfg, model, ckpt = _model_from_checkpoint(args.checkpoint, [])
+    path = export_safetensors(model.state_dict(), to_dict(cfg), args.out)
+    print(f"exported {ckpt} -> {path} (+ {path.with_suffix('.json')})")
     return 0
 
 
@@ -184,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset directory (default: the config's eval split)")
     p.add_argument("--device", help="override train.device")
     p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("export", help="write a checkpoint's model as safetensors + config JSON, for inference")
+    p.add_argument("--checkpoint", required=True, help="a checkpoint file or a run directory")
+    p.add_argument("--out", required=True, help="the .safetensors file to write")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("generate", help="write a generated dataset to disk")
     p.add_argument("dataset", choices=sorted(GENERATORS))

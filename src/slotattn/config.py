@@ -60,6 +60,7 @@ class OptimConfig:
     decay_rate: float = 0.5  # lr * decay_rate ** (step / decay_steps), also during warm-up (official train.py)
     decay_steps: int = 100_000
     grad_clip_norm: float | None = None  # the paper clips nothing; set for ablations only
+    skip_nonfinite: bool = False  # skip (and count) steps with a non-finite loss/gradient instead of stopping
 
 
 @dataclass(frozen=True)

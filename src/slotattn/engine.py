@@ -161,7 +161,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.learning_rate, eps=1e-8)  # official eps
     scheduler = build_scheduler(optimizer, cfg.optim)
     runlog = RunLog(run_dir, tensorboard=cfg.train.tensorboard, enabled=main)
-    step = 0
+    step = skipped_steps = 0
     last_ckpt: Path | None = None
     if resume and (last_ckpt := latest_checkpoint(run_dir)) is not None:
         state = load_checkpoint(last_ckpt)
@@ -170,6 +170,7 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
         step = int(state["step"])
+        skipped_steps = int(state.get("skipped_steps", 0))
         runlog.resume_from(step)
         log.info("resumed from %s at step %d", last_ckpt, step)
     if main:
@@ -189,7 +190,8 @@ def train(
         path = run_dir / "checkpoints" / f"step_{step:08d}.pt"
         if main:
             state = {"model": module.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "rng": _rng_state(), "config": to_dict(cfg)}
+                     "scheduler": scheduler.state_dict(), "rng": _rng_state(), "config": to_dict(cfg),
+                     "skipped_steps": skipped_steps}
             path = save_checkpoint(run_dir, state, step, cfg.train.keep_last)
         barrier(dist_info)
         return path
@@ -231,16 +233,27 @@ def train(
                                                  dtype=torch.float64, device=device), dist_info)
             logged = {k: float(shared[i]) / dist_info.world_size for i, k in enumerate(names)}
             stop_requested, out_of_time = bool(shared[-2] > 0), bool(shared[-1] > 0)
-            if not all(math.isfinite(v) for v in logged.values()):
-                where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint written yet"
-                values = ", ".join(f"{k}={v:.6g}" for k, v in logged.items())
-                raise NonFiniteLossError(f"step {step}: non-finite loss ({values}); {where}")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.optim.grad_clip_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip_norm)
             lr = optimizer.param_groups[0]["lr"]
-            optimizer.step()
+            problem = None if all(math.isfinite(v) for v in logged.values()) else "non-finite loss"
+            if problem is None:
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                # The total gradient norm (after DDP's all-reduce: the same on every rank), clipped if asked.
+                max_norm = cfg.optim.grad_clip_norm if cfg.optim.grad_clip_norm is not None else math.inf
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(module.parameters(), max_norm))
+                logged["grad_norm"] = grad_norm
+                if not math.isfinite(grad_norm):
+                    problem = "non-finite gradient"
+            if problem is not None:
+                values = ", ".join(f"{k}={v:.6g}" for k, v in logged.items())
+                if not cfg.optim.skip_nonfinite:
+                    where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint written yet"
+                    raise NonFiniteLossError(f"step {step}: {problem} ({values}); {where}; "
+                                             "set optim.skip_nonfinite=true to skip such steps instead")
+                skipped_steps += 1  # no update: parameters and Adam state stay as they were
+                log.warning("step %d: %s (%s): step skipped (%d so far)", step, problem, values, skipped_steps)
+            else:
+                optimizer.step()
             scheduler.step()
             step += 1
             window_images += cfg.train.batch_size
@@ -250,6 +263,8 @@ def train(
             if step % cfg.train.log_every == 0 or last:
                 elapsed = time.perf_counter() - window_start
                 values = logged | {"lr": lr, "img_per_s": window_images / elapsed}
+                if cfg.optim.skip_nonfinite:
+                    values["skipped_steps"] = skipped_steps
                 runlog.write(step, "train", values)
                 if bar is not None:
                     bar.set_postfix(loss=f"{values['loss']:.4g}", lr=f"{lr:.2e}", img_s=f"{values['img_per_s']:.0f}")

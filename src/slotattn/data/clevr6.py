@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from jaxtyping import UInt8
+from jaxtyping import Int64, Real, UInt8
 
 from slotattn.data.clevr import (
     OBJECT_DISCOVERY_CROP,
@@ -107,7 +107,7 @@ def crop_resize_masks(
     return np.take(np.take(mask, rows, axis=2), cols, axis=3)  # (B, M, h, w, 1)
 
 
-def count_objects(visibility: np.ndarray) -> np.ndarray:
+def count_objects(visibility: Real[np.ndarray, "*batch M"]) -> Int64[np.ndarray, "*batch"]:
     """Objects per scene: visible entities, the background (entity 0) not counted.
 
     ``clevr_with_masks`` marks the background visible too, so this is ``visibility.sum(-1) - 1``. The count is
@@ -120,7 +120,7 @@ def count_objects(visibility: np.ndarray) -> np.ndarray:
     Returns:
         int64 [...].
     """
-    return (np.asarray(visibility)[..., 1:] > 0).sum(axis=-1).astype(np.int64)
+    return np.asarray((visibility[..., 1:] > 0).sum(axis=-1), dtype=np.int64)
 
 
 def preprocess_clevr6(
@@ -366,13 +366,14 @@ def convert_clevr6(
                 break
         else:
             _report(progress, unreported)
-            what = (f"{qualifying} scenes with <= {max_objects} objects" if filter_before_split else "records")
-            need = f"{total} {'such scenes' if filter_before_split else 'records'}"
+            if filter_before_split:
+                found = f"{qualifying} scenes with <= {max_objects} objects in its {records} records"
+                hint = "pass smaller sizes, or filter_before_split=False (sizes then count records)"
+            else:
+                found, hint = f"{records} records", "pass smaller sizes"
             raise DataError(
-                f"{input_path}: ends after {records} records ({qualifying if filter_before_split else records} "
-                f"{what if not filter_before_split else 'qualifying'}), but train_size={train_size} + "
-                f"eval_size={eval_size} needs {need}; pass smaller sizes"
-                + ("" if not filter_before_split else " or filter_before_split=False")
+                f"{input_path}: holds only {found}, but train_size={train_size} + eval_size={eval_size} "
+                f"needs {total}; {hint}"
             )
         for split in sizes:
             flush(split)
@@ -409,5 +410,6 @@ def convert_clevr6(
             stores.append(write_store(split_dirs[split], spill, meta, num=spill.num, overwrite=overwrite))
             logger.info("%s: %s split of %d scenes", split_dirs[split], split, spill.num)
     finally:
+        examples.close()  # stops reading (and closes the file) when the splits were complete before its end
         shutil.rmtree(spill_root, ignore_errors=True)
     return stores[0], stores[1]

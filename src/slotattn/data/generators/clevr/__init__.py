@@ -26,7 +26,8 @@ import numpy as np
 from jaxtyping import UInt8
 from PIL import Image
 
-from slotattn.data.generators.clevr.render import DEFAULT_SHADING, Shading, render, visible_pixel_counts
+from slotattn.data.generators.clevr.render import DEFAULT_SHADING, Shading, visible_pixel_counts
+from slotattn.data.generators.clevr.render import render as _render  # keeps `clevr.render` the module
 from slotattn.data.generators.clevr.scene import (
     COLOR_NAMES,
     MATERIAL_NAMES,
@@ -148,13 +149,13 @@ def render_scene(
         ValueError: ``width`` or ``height`` is below 8.
     """
     _check_size("render_scene", width, height)
-    return render(scene, int(width), int(height), antialias=antialias, shading=shading)
+    return _render(scene, int(width), int(height), antialias=antialias, shading=shading)
 
 
 def _one(seed_or_rng: Any, index: int, split: str, min_objects: int, max_objects: int, width: int, height: int):
     rng = seed_or_rng if isinstance(seed_or_rng, np.random.Generator) else scene_rng(seed_or_rng, index)
     scene = sample_scene(rng, min_objects=min_objects, max_objects=max_objects, width=width, height=height)
-    image, ids = render(scene, width, height)
+    image, ids = _render(scene, width, height)
     return image, ids, scene_struct(scene, split, index, width, height)
 
 

@@ -4,16 +4,17 @@ Stands in for the Blender/Cycles render of clevr-dataset-gen ``render_images.py`
 cast one centre ray per pixel, which gives the exact instance id map (the official ``render_shadeless`` pass:
 no anti-aliasing, one id per pixel). Shading is local lighting from the base scene's lamps (key, back, fill as
 point lights with inverse-square fall-off, the sun as a directional light) with shadow rays, a hemisphere
-ambient term with analytic occlusion near objects, and one mirror bounce for metal. Soft shadows on the ground
-come from blurring the hard ground shadows; anti-aliasing re-shades only the pixels on silhouettes, face edges
-and strong contrasts with four extra rotated-grid samples each.
+ambient term with analytic occlusion near objects, and one mirror bounce for metal. Soft shadows come from
+blurring hard shadows within each surface; anti-aliasing re-shades only the pixels on silhouettes, face edges
+and strong contrasts with four extra rotated-grid samples each. Constants: :class:`Shading`, fitted to the real
+renders (docs/clevr_renderer.md).
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 from jaxtyping import Int, UInt8
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter, zoom
 
 from slotattn.data.generators.clevr.geometry import (
     CUBE,
@@ -57,9 +58,7 @@ class Shading:
         metal_diffuse: diffuse fraction of metal.
         metal_specular: weight of the lamps' highlight on metal.
         metal_shininess: Blinn-Phong exponent of the metal highlight.
-        metal_gloss: weight of a broad glossy lobe on metal (rough reflection of the lamps, bright flat faces).
-        metal_gloss_shininess: Blinn-Phong exponent of that lobe.
-        shadow_blur: standard deviation (pixels at 320 px width) of the blur that softens ground shadows.
+        shadow_blur: standard deviation (pixels at 320 px width) of the blur that softens shadows.
         exposure: overall scale applied before the sRGB encoding.
     """
 
@@ -81,8 +80,6 @@ class Shading:
     metal_diffuse: float = 0.13
     metal_specular: float = 0.3
     metal_shininess: float = 1000.0
-    metal_gloss: float = 0.0
-    metal_gloss_shininess: float = 12.0
     shadow_blur: float = 2.5
     exposure: float = 1.0
 
@@ -172,27 +169,31 @@ def _trace(
     if n == 0 or num_objects == 0:
         return t_best, idx, part
     # Bounding-sphere culling for all objects at once: tca = distance along the ray to the point nearest the
-    # centre, d2 = squared distance of the centre from the ray (one matrix product per term).
+    # centre, d2 = squared distance of the centre from the ray (one matrix product per term; rows = objects,
+    # so each object's candidates are a contiguous row).
     centers = prep.center
     if origins.ndim == 1:
         oc = centers - origins  # (K, 3)
-        tca = dirs @ oc.T  # (N, K)
-        d2 = np.einsum("kj,kj->k", oc, oc) - tca * tca
+        tca = oc @ dirs.T  # (K, N)
+        d2 = np.einsum("kj,kj->k", oc, oc)[:, None] - tca * tca
     else:
-        od = np.einsum("ij,ij->i", origins, dirs)
-        tca = dirs @ centers.T - od[:, None]  # (N, K)
-        oc2 = np.einsum("kj,kj->k", centers, centers) - 2.0 * (origins @ centers.T)
-        oc2 += np.einsum("ij,ij->i", origins, origins)[:, None]
+        tca = centers @ dirs.T - np.einsum("ij,ij->i", origins, dirs)  # (K, N)
+        oc2 = np.einsum("kj,kj->k", centers, centers)[:, None] - 2.0 * (centers @ origins.T)
+        oc2 += np.einsum("ij,ij->i", origins, origins)
         d2 = oc2 - tca * tca
     r = prep.bound + 0.01  # slack for float32 cancellation in d2
-    cand = (d2 <= r * r) & (tca + r > 0) & (tca - r < t_best[:, None])
+    cand = d2 <= (r * r)[:, None]
+    cand &= tca > -r[:, None]
+    if tmax is not None:
+        cand &= tca < t_best + r[:, None]
     if skip is not None:
-        cand[np.arange(n), np.clip(skip - 1, 0, None)] &= skip == 0
+        own = np.flatnonzero(skip > 0)
+        cand[skip[own] - 1, own] = False
     for k in range(num_objects):
-        sel = np.flatnonzero(cand[:, k])
+        sel = np.flatnonzero(cand[k])
         if sel.size == 0:
             continue
-        sel = sel[tca[sel, k] - r[k] < t_best[sel]]
+        sel = sel[tca[k, sel] - r[k] < t_best[sel]]
         if any_hit:
             sel = sel[idx[sel] == 0]
         if sel.size == 0:
@@ -341,9 +342,7 @@ def _object_radiance(
     view = -d
     diffuse_irr = np.zeros((len(p), 3), np.float32)
     spec = np.zeros((len(p), 3), np.float32)
-    gloss = np.zeros((len(p), 3), np.float32)
     shininess = np.where(metal, params.metal_shininess, params.rubber_shininess).astype(np.float32)
-    g_exp = params.metal_gloss_shininess
     for l in range(len(prep.lamp_pos)):
         if prep.lamp_dir[l]:
             w = np.broadcast_to(prep.lamp_pos[l], p.shape)
@@ -357,12 +356,12 @@ def _object_radiance(
         cos_i = np.clip(np.einsum("ij,ij->i", nrm, w), 0.0, 1.0)
         e = (power * cos_i * vis[:, l])[:, None] * prep.lamp_rgb[l]  # (M, 3) irradiance
         diffuse_irr += e
+        if depth > 0:  # highlights seen in a mirror would add speckles that Cycles' glossy blur smooths away
+            continue
         half = w + view
         half /= np.maximum(np.sqrt(np.einsum("ij,ij->i", half, half)), 1e-12)[:, None]
         n_h = np.clip(np.einsum("ij,ij->i", nrm, half), 0.0, 1.0)
         spec += e * ((shininess + 8.0) / 8.0 * n_h**shininess)[:, None]  # normalised Blinn-Phong
-        if params.metal_gloss > 0:
-            gloss += e * ((g_exp + 8.0) / 8.0 * n_h**g_exp)[:, None]
 
     nz = nrm[:, 2]
     ambient = params.ambient * (1.0 + nz) * 0.5 + params.bounce * (1.0 - nz) * 0.5
@@ -382,10 +381,7 @@ def _object_radiance(
         else:  # a metal seen in a mirror reflects the environment without tracing
             reflected = _environment(prep, params, r_dir)
         out[m] = albedo[m] * (
-            params.metal_reflect * reflected
-            + params.metal_diffuse * irr[m]
-            + params.metal_specular * spec[m]
-            + params.metal_gloss * gloss[m]
+            params.metal_reflect * reflected + params.metal_diffuse * irr[m] + params.metal_specular * spec[m]
         )
     return out
 
@@ -501,37 +497,52 @@ def _soft_shadows(
 
     Hard shadows are blurred with a Gaussian restricted to each surface (normalised convolution over the
     ground, and over each object's own pixels inside its bounding box), which stands in for the penumbrae of
-    Cycles' area lamps without letting shadows bleed across silhouettes.
+    Cycles' area lamps without letting shadows bleed across silhouettes. The ground is sampled on every other
+    row and column.
     """
     num_lamps = len(prep.lamp_pos)
     n = height * width
-    hard = np.ones((n, num_lamps), np.float32)
-    gnd = np.flatnonzero((idx == 0) & (dirs[:, 2] < 0))
-    p = cam + (-cam[2] / dirs[gnd, 2])[:, None] * dirs[gnd]
+    sigma = params.shadow_blur * width / 320.0
+    labels = idx.reshape(height, width)
+    soft = np.ones((height, width, num_lamps), np.float32)
+
+    # Ground: shadow rays from every other pixel in each direction (the blur hides the coarser sampling), a
+    # normalised Gaussian over ground samples only, then bilinear upsampling to the full frame.
+    lattice = np.zeros((height, width), bool)
+    lattice[::2, ::2] = True
+    ground = ((idx == 0) & (dirs[:, 2] < 0)).reshape(height, width)
+    sel = np.flatnonzero((ground & lattice).ravel())
+    p = cam + (-cam[2] / dirs[sel, 2])[:, None] * dirs[sel]
     up = np.zeros_like(p)
     up[:, 2] = 1.0
-    hard[gnd] = _visibility(prep, p, up, np.zeros(gnd.size, np.int64))
+    coarse = np.ones((n, num_lamps), np.float32)
+    coarse[sel] = _visibility(prep, p, up, np.zeros(sel.size, np.int64))
+    coarse = coarse.reshape(height, width, num_lamps)[::2, ::2]
+    weight = gaussian_filter(ground[::2, ::2].astype(np.float32), sigma / 2, mode="nearest")
+    if (coarse < 1).any():
+        h2, w2 = weight.shape
+        for l in range(num_lamps):
+            blurred = gaussian_filter(coarse[..., l] * ground[::2, ::2], sigma / 2, mode="nearest")
+            half = np.where(weight > 1e-3, blurred / np.maximum(weight, 1e-3), 1.0)
+            full = zoom(half, (height / h2, width / w2), order=1, mode="nearest", grid_mode=True)
+            soft[..., l] = np.where(ground, full[:height, :width], 1.0)
+
+    # Objects: shadow rays from every pixel, blurred within each object's own pixels (inside its bounding box).
     obj = np.flatnonzero(idx > 0)
     p = cam + t[obj, None] * dirs[obj]
     own = idx[obj].astype(np.int64)
+    hard = np.ones((n, num_lamps), np.float32)
     hard[obj] = _visibility(prep, p, _normals(prep, p, own, part[obj]), own)
-
-    sigma = params.shadow_blur * width / 320.0
-    labels = idx.reshape(height, width)
     hard = hard.reshape(height, width, num_lamps)
-    soft = hard.copy()
     pad = int(np.ceil(3 * sigma))
-    for label in range(len(prep.shape) + 1):
+    for label in range(1, len(prep.shape) + 1):
         mask = labels == label
-        if label == 0:
-            y0, y1, x0, x1 = 0, height, 0, width
-        else:
-            rows = np.flatnonzero(mask.any(axis=1))
-            cols = np.flatnonzero(mask.any(axis=0))
-            if rows.size == 0:
-                continue
-            y0, y1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, height)
-            x0, x1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, width)
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            continue
+        cols = np.flatnonzero(mask.any(axis=0))
+        y0, y1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, height)
+        x0, x1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, width)
         m = mask[y0:y1, x0:x1]
         if not (hard[y0:y1, x0:x1][m] < 1).any():
             continue  # fully lit surface: nothing to soften
@@ -578,12 +589,16 @@ def render(
         edge = np.flatnonzero(_edge_pixels(key, image, threshold=0.08))
         if edge.size:
             rows, cols = np.divmod(edge, width)
-            acc = linear[edge].astype(np.float64)  # the centre sample; samples are averaged in linear light
-            for dx, dy in _RGSS:
-                sub = scene.camera.ray_directions(width, height, cols + 0.5 + dx, rows + 0.5 + dy)
-                t_s, idx_s, part_s = _trace(prep, cam, sub)
-                # soft shadows where the sample sees the centre's surface, shadow rays where it sees another one
-                same = (idx_s == idx[edge])[:, None]
-                acc += _shade(prep, shading, cam, sub, t_s, idx_s, part_s, np.where(same, soft[edge], np.nan), 0)
-            image.reshape(-1, 3)[edge] = _srgb(acc / (1 + len(_RGSS)), shading.exposure)
+            # all sub-samples of all edge pixels in one batch (sample-major), then the mean with the centre sample
+            num = len(_RGSS)
+            u = (cols + 0.5)[None, :] + _RGSS[:, 0:1]
+            v = (rows + 0.5)[None, :] + _RGSS[:, 1:2]
+            sub = scene.camera.ray_directions(width, height, u.ravel(), v.ravel())
+            t_s, idx_s, part_s = _trace(prep, cam, sub)
+            # soft shadows where a sample sees its pixel centre's surface, shadow rays where it sees another one
+            centre = np.tile(edge, num)
+            given = np.where((idx_s == idx[centre])[:, None], soft[centre], np.nan).astype(np.float32)
+            lin = _shade(prep, shading, cam, sub, t_s, idx_s, part_s, given, 0)
+            acc = (linear[edge] + lin.reshape(num, edge.size, 3).sum(axis=0)) / (1 + num)  # linear light
+            image.reshape(-1, 3)[edge] = _srgb(acc, shading.exposure)
     return (np.round(image * 255.0)).astype(np.uint8), ids.astype(np.uint8)

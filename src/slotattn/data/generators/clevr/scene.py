@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from slotattn.data.generators.clevr.geometry import CUBE, CYLINDER, SPHERE, Camera, look_at
+from slotattn.data.generators.clevr.geometry import Camera, look_at
 
 __all__ = [
     "CAMERA_JITTER",
@@ -54,8 +54,7 @@ COLORS: tuple[tuple[int, int, int], ...] = (
 MATERIAL_NAMES: tuple[str, ...] = ("rubber", "metal")  # -> Rubber, MyMetal
 SIZE_NAMES: tuple[str, ...] = ("large", "small")
 SIZES: tuple[float, ...] = (0.7, 0.35)  # the scale r of a unit model (radius 1, half side 1, half height 1)
-# geometry's primitive codes are indices into SHAPE_NAMES (cube 0, sphere 1, cylinder 2); a test checks it
-_SHAPE_CODES = (CUBE, SPHERE, CYLINDER)
+# geometry's primitive codes CUBE, SPHERE, CYLINDER are indices into SHAPE_NAMES (0, 1, 2); a test checks it
 
 # --- render_images.py argument defaults ---------------------------------------------------------------------------
 MIN_DIST = 0.25  # --min_dist: minimum gap between the objects' circles (dist - r - rr)
