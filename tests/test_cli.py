@@ -184,3 +184,38 @@ def test_set_prediction_trains_evaluates_and_draws_from_a_store(tmp_path, capsys
     assert code == 0 and json.loads(captured.out)["ap@inf"] == pytest.approx(evals[-1]["ap@inf"], abs=1e-9)
     code, _ = run(["visualize", "--checkpoint", str(run_dir), "--num", "2", "--out", str(tmp_path / "sp.png")], capsys)
     assert code == 0 and (tmp_path / "sp.png").stat().st_size > 1000
+
+
+def test_generate_tfrecord_then_convert_gives_the_generated_arrays(tmp_path, capsys):
+    from slotattn.data.store import open_store
+
+    record = tmp_path / "tetro.tfrecords"
+    code, captured = run(["generate", "tetrominoes", "--num", "12", "--seed", "3", "--chunk", "5",
+                          "--format", "tfrecord", "--out", str(record), "--no-progress"], capsys)
+    assert code == 0 and "TFRecord" in captured.out
+    code, _ = run(["convert", "multi_object", "--name", "tetrominoes", "--input", str(record),
+                   "--out", str(tmp_path / "converted"), "--no-progress"], capsys)
+    assert code == 0
+    run(["generate", "tetrominoes", "--num", "12", "--seed", "3", "--chunk", "5", "--out", str(tmp_path / "direct"),
+         "--no-progress"], capsys)
+    converted, direct = open_store(tmp_path / "converted"), open_store(tmp_path / "direct")
+    for key in direct.arrays:
+        np_equal = (converted.arrays[key] == direct.arrays[key]).all()
+        assert np_equal, key
+
+
+def test_multi_dsprites_variants_generate_and_train(tmp_path, capsys):
+    from slotattn.data.store import open_store
+
+    code, _ = run(["generate", "multi_dsprites", "--variant", "colored_on_colored", "--num", "6", "--out",
+                   str(tmp_path / "md"), "--no-progress"], capsys)
+    store = open_store(tmp_path / "md")
+    assert code == 0 and store.arrays["mask"].shape[1:] == (5, 64, 64, 1) and store.meta["variant"] == "colored_on_colored"
+    overrides = ["data.name=multi_dsprites", "data.variant=binarized", "model.resolution=[64, 64]",
+                 "model.decoder_broadcast_size=[64, 64]", "train.steps=2"]
+    code, _ = run(["train", "--config", "debug", "--run-dir", str(tmp_path / "run"), "--no-progress",
+                   *[x for o in overrides for x in ("--set", o)]], capsys)
+    assert code == 0
+    code, captured = run(["train", "--config", "debug", "--run-dir", str(tmp_path / "bad"), "--set",
+                          "data.name=multi_dsprites", "--set", "data.variant=plaid", "--no-progress"], capsys)
+    assert code == 2 and "has no variant 'plaid'" in captured.err

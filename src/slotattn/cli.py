@@ -1,4 +1,4 @@
-"""The `slotattn` command line: train | eval | visualize | generate | export | demo.
+"""The `slotattn` command line: train | eval | visualize | generate | convert | export | demo.
 
 The only code that turns a config into builders and calls the engine. Library modules never print; this one
 configures logging and owns progress bars.
@@ -17,7 +17,10 @@ import torch
 from slotattn import distributed
 from slotattn.checkpoint import CheckpointError, export_safetensors, latest_checkpoint, load_checkpoint
 from slotattn.config import Config, ConfigError, apply_overrides, from_dict, load_config, to_dict
-from slotattn.data.build import GENERATORS, build_eval_batches, build_train_source, generate_to_arrays
+from slotattn.data.build import GENERATORS, VARIANTS, build_eval_batches, build_train_source, generate_to_arrays
+from slotattn.data.clevr import OFFICIAL_SPLITS, TASKS, convert_clevr
+from slotattn.data.clevr6 import convert_clevr6
+from slotattn.data.multi_object import DATASETS, convert_multi_object, write_multi_object
 from slotattn.data.errors import DataError
 from slotattn.data.store import write_store
 from slotattn.engine import NonFiniteLossError, TrainingInterrupted, evaluate, resolve_device, train, visualize
@@ -122,12 +125,42 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    meta = {"dataset": args.dataset,
+    variant = getattr(args, "variant", None)
+    chunks = generate_to_arrays(args.dataset, args.num, args.seed, args.chunk, variant)
+    meta = {"dataset": args.dataset, "variant": variant,
             "generator": {"name": f"slotattn.{args.dataset}", "seed": args.seed, "args": {"chunk": args.chunk}}}
     with _tqdm(total=args.num, desc=f"generate {args.dataset}", unit="img", disable=args.no_progress) as bar:
-        store = write_store(args.out, generate_to_arrays(args.dataset, args.num, args.seed, args.chunk), meta,
-                            num=args.num, overwrite=args.overwrite, progress=bar)
+        if getattr(args, "format", "store") == "tfrecord":
+            # The original multi_object_datasets format: GZIP TFRecord of tf.train.Example records.
+            def counted():
+                for arrays in chunks:
+                    yield arrays
+                    bar.update(len(arrays["image"]))
+
+            count = write_multi_object(args.out, args.dataset, counted(), variant=variant)
+            print(f"wrote {count} examples to {args.out} (TFRecord, the original multi_object_datasets format)")
+            return 0
+        store = write_store(args.out, chunks, meta, num=args.num, overwrite=args.overwrite, progress=bar)
     print(f"wrote {len(store)} examples to {store.path}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    with _tqdm(desc=f"convert {args.source}", unit="img", disable=args.no_progress) as bar:
+        if args.source == "multi_object":
+            store = convert_multi_object(args.name, args.input, args.out, variant=args.variant, progress=bar,
+                                         chunk=args.chunk, overwrite=args.overwrite)
+            stores = [store]
+        elif args.source == "clevr":
+            split = OFFICIAL_SPLITS[args.split] if args.split in OFFICIAL_SPLITS else {"split": args.split}
+            stores = [convert_clevr(args.root, out_dir=args.out, task=args.task, progress=bar,
+                                    overwrite=args.overwrite, **split)]
+        else:  # clevr6 from clevr_with_masks
+            stores = list(convert_clevr6(args.input, args.out, train_size=args.train_size, eval_size=args.eval_size,
+                                         filter_before_split=args.filter_before_split, progress=bar,
+                                         overwrite=args.overwrite))
+    for store in stores:
+        print(f"wrote {len(store)} examples to {store.path}")
     return 0
 
 
@@ -136,8 +169,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data_dir = out / "data"
     if not (data_dir / "meta.json").exists():
         print(f"[1/3] generating {args.num_train} Tetrominoes scenes into {data_dir}")
-        cmd_generate(argparse.Namespace(dataset="tetrominoes", num=args.num_train, seed=0, chunk=4096,
-                                        out=str(data_dir), overwrite=True, no_progress=args.no_progress))
+        cmd_generate(argparse.Namespace(dataset="tetrominoes", num=args.num_train, seed=0, chunk=4096, variant=None,
+                                        format="store", out=str(data_dir), overwrite=True,
+                                        no_progress=args.no_progress))
     cfg = load_config("demo", [f"data.path={data_dir}", *args.overrides])
     if args.minutes is not None:
         cfg = from_dict({"train": {"max_minutes": args.minutes}}, base=cfg)
@@ -197,13 +231,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="write a generated dataset to disk")
     p.add_argument("dataset", choices=sorted(GENERATORS))
+    p.add_argument("--variant", choices=sorted({v for vs in VARIANTS.values() for v in vs}),
+                   help="multi_dsprites: colored_on_grayscale (default, the paper's) | colored_on_colored | binarized")
     p.add_argument("--num", type=int, required=True, help="number of scenes")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, help="output directory (store) or file (tfrecord)")
+    p.add_argument("--format", choices=["store", "tfrecord"], default="store",
+                   help="store: slotattn's memory-mappable directory; tfrecord: the original DeepMind file format")
     p.add_argument("--chunk", type=int, default=4096, help="scenes generated and written at a time")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset directory")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("convert", help="convert original dataset files to slotattn's store format, once")
+    conv = p.add_subparsers(dest="source", required=True)
+    q = conv.add_parser("multi_object", help="a DeepMind multi_object_datasets TFRecord file")
+    q.add_argument("--name", required=True, choices=DATASETS)
+    q.add_argument("--variant", help="multi_dsprites: binarized | colored_on_grayscale | colored_on_colored; "
+                                     "objects_room: train | six_objects | empty_room | identical_color")
+    q.add_argument("--input", required=True, help="the .tfrecords file")
+    q.add_argument("--chunk", type=int, default=256)
+    q = conv.add_parser("clevr", help="CLEVR v1.0 (images/ + scenes/ JSON) for object discovery or set prediction")
+    q.add_argument("--root", required=True, help="the CLEVR_v1.0 directory")
+    q.add_argument("--split", default="train",
+                   help=f"official splits {sorted(OFFICIAL_SPLITS)}, or a directory name (train, val, test)")
+    q.add_argument("--task", choices=sorted(TASKS), default="set_prediction")
+    q = conv.add_parser("clevr6", help="CLEVR6 (train + eval stores) from multi_object_datasets clevr_with_masks")
+    q.add_argument("--input", required=True, help="clevr_with_masks_train.tfrecords")
+    q.add_argument("--train-size", type=int, default=70_000)
+    q.add_argument("--eval-size", type=int, default=320)
+    q.add_argument("--filter-before-split", action="store_true",
+                   help="apply the <= 6 objects filter before taking the train/eval scenes")
+    for q in conv.choices.values():
+        q.add_argument("--out", required=True, help="output directory")
+        q.add_argument("--overwrite", action="store_true")
+        q.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("demo", help="generate Tetrominoes, train for a few minutes on this machine, evaluate, draw")
     p.add_argument("--minutes", type=float, help="training time budget (default: configs/demo.yaml)")

@@ -1,5 +1,6 @@
 """Builders that turn `cfg.data` into training and evaluation batches (the only data code that reads the config)."""
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -7,22 +8,34 @@ import torch
 
 from slotattn.config import Config
 from slotattn.data.errors import DataError
+from slotattn.data.generators.multi_dsprites import VARIANTS as MULTI_DSPRITES_VARIANTS
+from slotattn.data.generators.multi_dsprites import generate_multi_dsprites
 from slotattn.data.generators.tetrominoes import generate_tetrominoes
 from slotattn.data.store import Store, open_store
 from slotattn.data.stream import GeneratedSource, GenerateFn, StoreSource, eval_batches
 
-# Dataset specifications slotattn can generate, by `data.name`.
-GENERATORS: dict[str, GenerateFn] = {"tetrominoes": generate_tetrominoes}
+# Dataset specifications slotattn can generate, by `data.name`, and their variants (first = default).
+GENERATORS: dict[str, GenerateFn] = {"tetrominoes": generate_tetrominoes, "multi_dsprites": generate_multi_dsprites}
+VARIANTS: dict[str, tuple[str, ...]] = {
+    "tetrominoes": (),
+    "multi_dsprites": ("colored_on_grayscale", *(v for v in MULTI_DSPRITES_VARIANTS if v != "colored_on_grayscale")),
+}
 
 
-def generator_for(name: str) -> GenerateFn:
-    try:
-        return GENERATORS[name]
-    except KeyError:
+def generator_for(name: str, variant: str | None = None) -> GenerateFn:
+    """`generate(num, rng)` for a dataset (and variant; the paper's by default)."""
+    if name not in GENERATORS:
         raise DataError(
             f"no generator for dataset '{name}' (available: {', '.join(sorted(GENERATORS))}); "
             "set data.path to a dataset directory instead"
-        ) from None
+        )
+    variants = VARIANTS[name]
+    if variant is not None and variant not in variants:
+        allowed = ", ".join(variants) if variants else "none"
+        raise DataError(f"dataset '{name}' has no variant '{variant}' (variants: {allowed})")
+    if variants:
+        return functools.partial(GENERATORS[name], variant=variant or variants[0])
+    return GENERATORS[name]
 
 
 def open_checked_store(path: str, cfg: Config) -> Store:
@@ -44,7 +57,8 @@ def build_train_source(cfg: Config, rank: int = 0, world_size: int = 1) -> Gener
     if cfg.data.path is not None:
         return StoreSource(open_checked_store(cfg.data.path, cfg), cfg.train.batch_size, cfg.train.seed,
                            rank, world_size)
-    return GeneratedSource(generator_for(cfg.data.name), cfg.train.batch_size // world_size, cfg.train.seed, rank)
+    generate = generator_for(cfg.data.name, cfg.data.variant)
+    return GeneratedSource(generate, cfg.train.batch_size // world_size, cfg.train.seed, rank)
 
 
 def build_eval_batches(
@@ -52,15 +66,17 @@ def build_eval_batches(
 ) -> Callable[[], Iterator[dict[str, torch.Tensor]]]:
     """A factory of fresh iterators over the held-out split (`path` > `data.eval_path` > generated)."""
     path = path or cfg.data.eval_path
-    source: Store | GenerateFn = open_checked_store(path, cfg) if path else generator_for(cfg.data.name)
+    source: Store | GenerateFn = open_checked_store(path, cfg) if path else generator_for(cfg.data.name, cfg.data.variant)
     num = num or cfg.data.num_eval
     if isinstance(source, Store) and len(source) == 0:
         raise DataError(f"{path}: the evaluation split is empty")
     return lambda: eval_batches(source, num, cfg.train.eval_batch_size, cfg.data.eval_seed, rank, world_size)
 
 
-def generate_to_arrays(name: str, num: int, seed: int, chunk: int = 4096) -> Iterable[dict[str, np.ndarray]]:
+def generate_to_arrays(
+    name: str, num: int, seed: int, chunk: int = 4096, variant: str | None = None
+) -> Iterable[dict[str, np.ndarray]]:
     """Chunks of a generated dataset, chunk i drawn with `default_rng([seed, i])` (what `slotattn generate` writes)."""
-    generate = generator_for(name)
+    generate = generator_for(name, variant)
     for i, start in enumerate(range(0, num, chunk)):
         yield generate(min(chunk, num - start), np.random.default_rng([seed, i]))
