@@ -20,6 +20,7 @@ from slotattn.config import Config, ConfigError, apply_overrides, from_dict, loa
 from slotattn.data.build import GENERATORS, VARIANTS, build_eval_batches, build_train_source, generate_to_arrays
 from slotattn.data.clevr import OFFICIAL_SPLITS, TASKS, convert_clevr
 from slotattn.data.clevr6 import convert_clevr6
+from slotattn.data.generators.clevr import write_clevr_dataset
 from slotattn.data.multi_object import DATASETS, convert_multi_object, write_multi_object
 from slotattn.data.errors import DataError
 from slotattn.data.store import write_store
@@ -125,12 +126,23 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    fmt = args.format or ("clevr" if args.dataset == "clevr" else "store")
+    if fmt == "clevr":  # CLEVR v1.0 layout: images/, scenes/ JSON (+ masks/), from the 3-D renderer
+        if args.dataset != "clevr":
+            raise ConfigError(f"--format clevr writes CLEVR scenes; it does not apply to '{args.dataset}'")
+        with _tqdm(total=args.num, desc="render clevr", unit="img", disable=args.no_progress) as bar:
+            write_clevr_dataset(args.out, args.num, args.seed, min_objects=args.min_objects,
+                                max_objects=args.max_objects, width=args.width, height=args.height,
+                                workers=args.workers, progress=bar, split=args.split)
+        print(f"wrote {args.num} CLEVR scenes ({args.width}x{args.height}) to {args.out} "
+              f"(images/{args.split}, scenes/CLEVR_{args.split}_scenes.json, masks/{args.split})")
+        return 0
     variant = getattr(args, "variant", None)
     chunks = generate_to_arrays(args.dataset, args.num, args.seed, args.chunk, variant)
     meta = {"dataset": args.dataset, "variant": variant,
             "generator": {"name": f"slotattn.{args.dataset}", "seed": args.seed, "args": {"chunk": args.chunk}}}
     with _tqdm(total=args.num, desc=f"generate {args.dataset}", unit="img", disable=args.no_progress) as bar:
-        if getattr(args, "format", "store") == "tfrecord":
+        if fmt == "tfrecord":
             # The original multi_object_datasets format: GZIP TFRecord of tf.train.Example records.
             def counted():
                 for arrays in chunks:
@@ -152,8 +164,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
                                          chunk=args.chunk, overwrite=args.overwrite)
             stores = [store]
         elif args.source == "clevr":
-            split = OFFICIAL_SPLITS[args.split] if args.split in OFFICIAL_SPLITS else {"split": args.split}
-            stores = [convert_clevr(args.root, out_dir=args.out, task=args.task, progress=bar,
+            if args.official and args.split not in OFFICIAL_SPLITS:
+                raise ConfigError(f"--official split must be one of {sorted(OFFICIAL_SPLITS)}, got '{args.split}'")
+            split = OFFICIAL_SPLITS[args.split] if args.official else {"split": args.split}
+            height, width = (int(v) for v in args.frame_size.lower().split("x"))
+            stores = [convert_clevr(args.root, out_dir=args.out, task=args.task, progress=bar, frame_size=(height, width),
                                     overwrite=args.overwrite, **split)]
         else:  # clevr6 from clevr_with_masks
             stores = list(convert_clevr6(args.input, args.out, train_size=args.train_size, eval_size=args.eval_size,
@@ -170,7 +185,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not (data_dir / "meta.json").exists():
         print(f"[1/3] generating {args.num_train} Tetrominoes scenes into {data_dir}")
         cmd_generate(argparse.Namespace(dataset="tetrominoes", num=args.num_train, seed=0, chunk=4096, variant=None,
-                                        format="store", out=str(data_dir), overwrite=True,
+                                        format=None, out=str(data_dir), overwrite=True,
                                         no_progress=args.no_progress))
     cfg = load_config("demo", [f"data.path={data_dir}", *args.overrides])
     if args.minutes is not None:
@@ -236,8 +251,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num", type=int, required=True, help="number of scenes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output directory (store) or file (tfrecord)")
-    p.add_argument("--format", choices=["store", "tfrecord"], default="store",
-                   help="store: slotattn's memory-mappable directory; tfrecord: the original DeepMind file format")
+    p.add_argument("--format", choices=["store", "tfrecord", "clevr"],
+                   help="store (default): slotattn's memory-mappable directory; tfrecord: the original DeepMind "
+                        "file format; clevr (default for clevr): CLEVR v1.0 images + scenes JSON + masks")
+    p.add_argument("--min-objects", type=int, default=3, help="clevr: fewest objects per scene")
+    p.add_argument("--max-objects", type=int, default=10, help="clevr: most objects per scene")
+    p.add_argument("--width", type=int, default=320, help="clevr: image width (CLEVR v1.0: 480)")
+    p.add_argument("--height", type=int, default=240, help="clevr: image height (CLEVR v1.0: 320)")
+    p.add_argument("--workers", type=int, default=1, help="clevr: rendering processes (output does not depend on it)")
+    p.add_argument("--split", default="train", help="clevr: split name in file names")
     p.add_argument("--chunk", type=int, default=4096, help="scenes generated and written at a time")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset directory")
     p.add_argument("--no-progress", action="store_true")
@@ -253,9 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--chunk", type=int, default=256)
     q = conv.add_parser("clevr", help="CLEVR v1.0 (images/ + scenes/ JSON) for object discovery or set prediction")
     q.add_argument("--root", required=True, help="the CLEVR_v1.0 directory")
-    q.add_argument("--split", default="train",
-                   help=f"official splits {sorted(OFFICIAL_SPLITS)}, or a directory name (train, val, test)")
+    q.add_argument("--split", default="train", help="the split directory (train, val, test)")
+    q.add_argument("--official", action="store_true",
+                   help=f"--split names an official split {sorted(OFFICIAL_SPLITS)}: train = train minus its first "
+                        "512 scenes, train_eval = those 512, validation = val")
     q.add_argument("--task", choices=sorted(TASKS), default="set_prediction")
+    q.add_argument("--frame-size", default="320x480", help="HxW of the PNG frames (CLEVR v1.0: 320x480)")
     q = conv.add_parser("clevr6", help="CLEVR6 (train + eval stores) from multi_object_datasets clevr_with_masks")
     q.add_argument("--input", required=True, help="clevr_with_masks_train.tfrecords")
     q.add_argument("--train-size", type=int, default=70_000)

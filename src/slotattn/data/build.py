@@ -7,18 +7,47 @@ import numpy as np
 import torch
 
 from slotattn.config import Config
+from slotattn.data.clevr import TASKS as CLEVR_TASKS
+from slotattn.data.clevr import preprocess_clevr_image, scene_targets
+from slotattn.data.clevr6 import preprocess_clevr6
 from slotattn.data.errors import DataError
+from slotattn.data.generators.clevr import generate_clevr, generate_clevr_batch
 from slotattn.data.generators.multi_dsprites import VARIANTS as MULTI_DSPRITES_VARIANTS
 from slotattn.data.generators.multi_dsprites import generate_multi_dsprites
 from slotattn.data.generators.tetrominoes import generate_tetrominoes
 from slotattn.data.store import Store, open_store
 from slotattn.data.stream import GeneratedSource, GenerateFn, StoreSource, eval_batches
 
+def generate_clevr6(num: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """CLEVR6 for object discovery, rendered on the fly: 320x240 scenes of 3-6 objects (clevr_with_masks layout),
+    cropped and resized to 128x128 as the official pipeline (`preprocess_clevr6`)."""
+    return preprocess_clevr6(generate_clevr_batch(num, rng, 320, 240, min_objects=3, max_objects=6))
+
+
+def generate_clevr_set_prediction(num: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """CLEVR set prediction, rendered on the fly: 480x320 frames (CLEVR v1.0 size) of 3-10 objects, the whole
+    frame resized to 128x128 (no crop, as the official pipeline), and the official 19-d targets."""
+    scenes = generate_clevr(num, rng, width=480, height=320)
+    task = CLEVR_TASKS["set_prediction"]
+    with torch.no_grad():
+        images = preprocess_clevr_image(np.stack([s["image"] for s in scenes]), task.crop)
+    images = torch.round((images.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    targets = np.stack([scene_targets(s["scene"], task.max_objects) for s in scenes])
+    return {"image": images, "target": targets, "num_objects": targets[:, :, -1].sum(1).astype(np.int64)}
+
+
 # Dataset specifications slotattn can generate, by `data.name`, and their variants (first = default).
-GENERATORS: dict[str, GenerateFn] = {"tetrominoes": generate_tetrominoes, "multi_dsprites": generate_multi_dsprites}
+GENERATORS: dict[str, GenerateFn] = {
+    "tetrominoes": generate_tetrominoes,
+    "multi_dsprites": generate_multi_dsprites,
+    "clevr6": generate_clevr6,
+    "clevr": generate_clevr_set_prediction,
+}
 VARIANTS: dict[str, tuple[str, ...]] = {
     "tetrominoes": (),
     "multi_dsprites": ("colored_on_grayscale", *(v for v in MULTI_DSPRITES_VARIANTS if v != "colored_on_grayscale")),
+    "clevr6": (),
+    "clevr": (),
 }
 
 

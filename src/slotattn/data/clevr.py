@@ -558,6 +558,7 @@ def convert_clevr(
     first: int | None = None,
     skip: int | None = None,
     resolution: tuple[int, int] = RESOLUTION,
+    frame_size: tuple[int, int] = FRAME_SIZE,
     chunk_size: int = 256,
     overwrite: bool = False,
     progress: Callable[[int], object] | SupportsUpdate | None = None,
@@ -585,6 +586,7 @@ def convert_clevr(
         first: as in :class:`ClevrV1`.
         skip: as in :class:`ClevrV1`.
         resolution: (h, w) of the stored images.
+        frame_size: (H, W) of the PNG frames (CLEVR v1.0: 320 x 480; a generated set may be smaller).
         chunk_size: frames decoded and resized at a time.
         overwrite: replace an existing ``out_dir``.
         progress: called with the number of examples after each chunk (a callable or a ``tqdm`` bar).
@@ -598,7 +600,7 @@ def convert_clevr(
     """
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"convert_clevr: chunk_size must be a positive int, got {chunk_size!r}")
-    ds = ClevrV1(root, split, task, max_objects, first, skip, resolution=resolution)
+    ds = ClevrV1(root, split, task, max_objects, first, skip, resolution=resolution, frame_size=frame_size)
     if len(ds) == 0:
         raise DataError(
             f"{ds.scenes_file}: no scene with <= {ds.max_objects} objects (skip={skip}, first={first}); "

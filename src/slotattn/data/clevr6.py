@@ -2,8 +2,9 @@
 
 Follows IODINE's CLEVR pipeline (google-deepmind/deepmind-research ``iodine/modules/data.py``, class ``CLEVR``:
 crop rows 29:221 and columns 64:256 of the 240x320 frame, resize to 128x128, bilinear for the image and
-nearest-neighbour for the masks) and the protocol Slot Attention adopts from IODINE: the first 70,000 scenes for
-training, the 320 that follow for evaluation, scenes with at most 6 objects. The image path is the official Slot
+nearest-neighbour for the masks) and the protocol Slot Attention adopts from IODINE's paper: the first 70,000
+scenes for training, the 320 that follow for evaluation, scenes with at most 6 objects. (IODINE's released code
+has no such split; its ``clevr6`` configuration streams the whole file.) The image path is the official Slot
 Attention preprocessing, reused from :mod:`slotattn.data.clevr`.
 """
 
@@ -114,6 +115,11 @@ def count_objects(visibility: Real[np.ndarray, "*batch M"]) -> Int64[np.ndarray,
     the scene's, over the whole 320x240 frame: an object outside the crop still counts, as in IODINE's filter and
     in CLEVR's object lists.
 
+    IODINE's released ``filter_by_num_objects`` is not followed to the letter: it compares ``sum(visibility)``,
+    background included, with the limits, and its lower limit reads ``max_num_objects`` too, so with its CLEVR6
+    configuration (``max_num_objects=6``) it keeps only scenes whose visibility sums to exactly 6. We keep what
+    the IODINE and Slot Attention papers describe: at most 6 objects.
+
     Args:
         visibility: float [..., M], > 0 where the entity is present.
 
@@ -158,7 +164,9 @@ def preprocess_clevr6(
     image, mask = np.asarray(arrays["image"]), np.asarray(arrays["mask"])
     visibility = np.asarray(arrays["visibility"])
     if image.dtype != np.uint8 or image.ndim != 4 or image.shape[-1] != 3:
-        raise ValueError(f"preprocess_clevr6: 'image' must be uint8 [B, H, W, 3], got {image.dtype} {list(image.shape)}")
+        raise ValueError(
+            f"preprocess_clevr6: 'image' must be uint8 [B, H, W, 3], got {image.dtype} {list(image.shape)}"
+        )
     b, h, w = image.shape[:3]
     if mask.dtype != np.uint8 or mask.ndim != 5 or (mask.shape[0], *mask.shape[2:]) != (b, h, w, 1):
         raise ValueError(
@@ -270,7 +278,8 @@ def convert_clevr6(
       ``eval_size``; exactly that many.
 
     Why False by default: it is the only reading of "the first 70,000 scenes" that the published file can
-    satisfy, since its 100,000 scenes hold only about 50,000 with <= 6 objects, so 70,000 can only count records;
+    satisfy: it holds 100,000 scenes, and if their object counts are uniform on 3-10 like CLEVR's (the generator's
+    defaults; not counted on the file here) only about 50,000 have <= 6 objects, so 70,000 can only count records;
     and it fixes the split boundaries by record index, so no scene moves between train and eval when
     ``max_objects`` changes (CLEVR6 and CLEVR10 share their split). The price is an eval split of ~160, not 320,
     scenes; pass ``filter_before_split=True`` (with a ``train_size`` the file can fill) for exactly 320.
@@ -306,6 +315,7 @@ def convert_clevr6(
 
     Raises:
         ValueError: a bad argument.
+        TypeError: ``filter_before_split`` is not a bool.
         FileExistsError: ``<out_dir>/train`` or ``<out_dir>/eval`` exists and ``overwrite`` is false.
         DataError: the file is missing or damaged, a record does not match the ``clevr_with_masks`` spec, the file
             ends before the splits are complete (the message says how many records or qualifying scenes it
@@ -317,7 +327,7 @@ def convert_clevr6(
     if isinstance(max_objects, bool) or not isinstance(max_objects, int) or not 1 <= max_objects <= limit:
         raise ValueError(f"convert_clevr6: max_objects must be an int in 1..{limit}, got {max_objects!r}")
     if not isinstance(filter_before_split, bool):
-        raise ValueError(f"convert_clevr6: filter_before_split must be a bool, got {filter_before_split!r}")
+        raise TypeError(f"convert_clevr6: filter_before_split must be a bool, got {filter_before_split!r}")
     input_path, out_dir = Path(input_path), Path(out_dir)
     split_dirs = {"train": out_dir / "train", "eval": out_dir / "eval"}
     for path in split_dirs.values():
