@@ -87,7 +87,10 @@ def to_model_batch(sample: Mapping[str, np.ndarray | torch.Tensor]) -> dict[str,
                 f"to_model_batch: 'mask' must be uint8 [B, M, H, W, 1] = [{b}, M, {h}, {w}, 1] to match 'image', "
                 f"got {mask.dtype} {list(mask.shape)}"
             )
-        out[MASK_IDS] = mask[..., 0].argmax(dim=1)  # (B, H, W) int64, 0 = background
+        # numpy's argmax over uint8 is ~7x faster than torch's here (benchmarks/data_throughput.py).
+        raw = sample["mask"]
+        ids = np.argmax(raw[..., 0], axis=1) if isinstance(raw, np.ndarray) else mask[..., 0].argmax(dim=1)
+        out[MASK_IDS] = torch.as_tensor(ids, dtype=torch.int64)  # (B, H, W), 0 = background
     if "target" in sample:
         target = _as_tensor(sample["target"])
         if not target.is_floating_point() or target.ndim != 3 or target.shape[0] != b:

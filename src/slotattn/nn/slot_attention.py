@@ -2,6 +2,8 @@
 
 Layout is channel-last like the paper's sets: inputs [B, N, Din], slots [B, K, D]. The official code keeps
 attention as [B, N, K] and softmaxes its last axis; we keep [B, K, N] and softmax dim 1 -- the same slot axis.
+The ablation switches of the paper's analysis (Sec. 4) are constructor arguments: `attention_axis`, `use_gru`,
+`use_mlp`; their defaults are the paper's module.
 """
 
 import math
@@ -34,55 +36,16 @@ class SlotMLP(nn.Sequential):
         super().__init__(nn.Linear(in_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, out_size))
 
 
-class SlotAttention(nn.Module):
-    """Slot Attention: K slots compete for N inputs over T rounds of attention.
+# Which axis the attention softmax normalises: "slots" (Eq. 1, the paper) or "inputs" (the Sec. 4 ablation).
+ATTENTION_AXES = ("slots", "inputs")
 
-    Args:
-        num_slots: K, number of slots (can be changed per call).
-        slot_size: D, width of the slots and of the q/k/v projections.
-        input_size: Din, width of the inputs.
-        num_iterations: T, rounds of attention (can be changed per call).
-        mlp_hidden_size: hidden width of the residual MLP.
-        epsilon: added to the attention before the weighted mean (Algorithm 1).
+
+class GaussianSlotInit:
+    """The learned Gaussian slot initialisation (Sec. 2.1), shared by every grouping module that iterates.
+
+    A mixin: the class using it registers `slots_mu` and `slots_log_sigma` ([1, 1, D] parameters) itself and sets
+    `num_slots` and `slot_size`; this class only adds the sampling and the checks on the per-call arguments.
     """
-
-    def __init__(
-        self,
-        num_slots: int,
-        slot_size: int = 64,
-        input_size: int = 64,
-        num_iterations: int = 3,
-        mlp_hidden_size: int = 128,
-        epsilon: float = 1e-8,
-    ):
-        super().__init__()
-        for name, value in [("num_slots", num_slots), ("slot_size", slot_size), ("input_size", input_size),
-                            ("num_iterations", num_iterations), ("mlp_hidden_size", mlp_hidden_size)]:
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"SlotAttention: {name} must be a positive int, got {value!r}")
-        self.num_slots = num_slots
-        self.slot_size = slot_size
-        self.input_size = input_size
-        self.num_iterations = num_iterations
-        self.mlp_hidden_size = mlp_hidden_size
-        self.epsilon = epsilon
-
-        self.norm_inputs = nn.LayerNorm(input_size, eps=LAYER_NORM_EPS)
-        self.norm_slots = nn.LayerNorm(slot_size, eps=LAYER_NORM_EPS)
-        self.norm_mlp = nn.LayerNorm(slot_size, eps=LAYER_NORM_EPS)
-
-        # Gaussian slot initialisation shared by all slots: slots ~ N(mu, diag(sigma^2)) (Sec. 2.1).
-        self.slots_mu = nn.Parameter(glorot_uniform_like_keras_(torch.empty(1, 1, slot_size)))
-        self.slots_log_sigma = nn.Parameter(glorot_uniform_like_keras_(torch.empty(1, 1, slot_size)))
-
-        # q/k/v projections WITHOUT bias, as the paper and official code.
-        self.project_q = nn.Linear(slot_size, slot_size, bias=False)
-        self.project_k = nn.Linear(input_size, slot_size, bias=False)
-        self.project_v = nn.Linear(input_size, slot_size, bias=False)
-
-        # Slot update: GRU (PyTorch's GRUCell equals Keras' GRUCell with reset_after=True), then residual MLP.
-        self.gru = nn.GRUCell(slot_size, slot_size)
-        self.mlp = SlotMLP(slot_size, mlp_hidden_size, slot_size)
 
     def sample_slots(
         self,
@@ -98,6 +61,99 @@ class SlotAttention(nn.Module):
                 (batch_size, num_slots, self.slot_size), generator=generator, device=mu.device, dtype=mu.dtype
             )
         return mu + self.slots_log_sigma.exp() * noise
+
+    def initial_slots(
+        self,
+        batch_size: int,
+        num_slots: int | None = None,
+        slots_init: Float[Tensor, "B K D"] | None = None,
+        generator: torch.Generator | None = None,
+        noise: Float[Tensor, "B K D"] | None = None,
+    ) -> Float[Tensor, "B K D"]:
+        """The slots the first iteration starts from: `slots_init`, mu + sigma * `noise`, or a fresh draw."""
+        name = type(self).__name__
+        if slots_init is not None and noise is not None:
+            raise ValueError(f"{name}: pass slots_init or noise, not both")
+        if noise is not None:
+            expected = [batch_size, num_slots or noise.shape[1], self.slot_size]
+            if list(noise.shape) != expected:
+                raise ValueError(f"{name}: noise must be {expected}, got {list(noise.shape)}")
+            return self.sample_slots(batch_size, noise.shape[1], noise=noise)
+        if slots_init is None:
+            num_slots = self.num_slots if num_slots is None else num_slots
+            if num_slots < 1:
+                raise ValueError(f"{name}: num_slots must be >= 1, got {num_slots}")
+            return self.sample_slots(batch_size, num_slots, generator)
+        expected = [batch_size, num_slots or slots_init.shape[1], self.slot_size]
+        if list(slots_init.shape) != expected:
+            raise ValueError(f"{name}: slots_init must be {expected}, got {list(slots_init.shape)}")
+        return slots_init
+
+
+class SlotAttention(GaussianSlotInit, nn.Module):
+    """Slot Attention: K slots compete for N inputs over T rounds of attention.
+
+    Args:
+        num_slots: K, number of slots (can be changed per call).
+        slot_size: D, width of the slots and of the q/k/v projections.
+        input_size: Din, width of the inputs.
+        num_iterations: T, rounds of attention (can be changed per call).
+        mlp_hidden_size: hidden width of the residual MLP.
+        epsilon: added to the attention before the weighted mean (Algorithm 1).
+        attention_axis: "slots" normalises the attention over the K slots (Eq. 1, the paper); "inputs" over the N
+            inputs, the ablation of Sec. 4, where slots no longer compete for an input.
+        use_gru: update the slots with a GRU (paper). False: the ungated residual update
+            slots = slots_prev + updates, and the GRU's parameters do not exist.
+        use_mlp: add the residual MLP after the update (paper). False: no MLP, and its LayerNorm and weights do
+            not exist.
+    """
+
+    def __init__(
+        self,
+        num_slots: int,
+        slot_size: int = 64,
+        input_size: int = 64,
+        num_iterations: int = 3,
+        mlp_hidden_size: int = 128,
+        epsilon: float = 1e-8,
+        attention_axis: str = "slots",
+        use_gru: bool = True,
+        use_mlp: bool = True,
+    ):
+        super().__init__()
+        if attention_axis not in ATTENTION_AXES:
+            raise ValueError(f"SlotAttention: attention_axis must be one of {ATTENTION_AXES}, got {attention_axis!r}")
+        for name, value in [("num_slots", num_slots), ("slot_size", slot_size), ("input_size", input_size),
+                            ("num_iterations", num_iterations), ("mlp_hidden_size", mlp_hidden_size)]:
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"SlotAttention: {name} must be a positive int, got {value!r}")
+        self.num_slots = num_slots
+        self.slot_size = slot_size
+        self.input_size = input_size
+        self.num_iterations = num_iterations
+        self.mlp_hidden_size = mlp_hidden_size
+        self.epsilon = epsilon
+        self.attention_axis = attention_axis
+        self.use_gru = use_gru
+        self.use_mlp = use_mlp
+
+        self.norm_inputs = nn.LayerNorm(input_size, eps=LAYER_NORM_EPS)
+        self.norm_slots = nn.LayerNorm(slot_size, eps=LAYER_NORM_EPS)
+        self.norm_mlp = nn.LayerNorm(slot_size, eps=LAYER_NORM_EPS) if use_mlp else None
+
+        # Gaussian slot initialisation shared by all slots: slots ~ N(mu, diag(sigma^2)) (Sec. 2.1).
+        self.slots_mu = nn.Parameter(glorot_uniform_like_keras_(torch.empty(1, 1, slot_size)))
+        self.slots_log_sigma = nn.Parameter(glorot_uniform_like_keras_(torch.empty(1, 1, slot_size)))
+
+        # q/k/v projections WITHOUT bias, as the paper and official code.
+        self.project_q = nn.Linear(slot_size, slot_size, bias=False)
+        self.project_k = nn.Linear(input_size, slot_size, bias=False)
+        self.project_v = nn.Linear(input_size, slot_size, bias=False)
+
+        # Slot update: GRU (PyTorch's GRUCell equals Keras' GRUCell with reset_after=True), then residual MLP.
+        # Switched-off parts are None, not unused modules, so that their parameters do not exist.
+        self.gru = nn.GRUCell(slot_size, slot_size) if use_gru else None
+        self.mlp = SlotMLP(slot_size, mlp_hidden_size, slot_size) if use_mlp else None
 
     def forward(
         self,
@@ -121,7 +177,8 @@ class SlotAttention(nn.Module):
 
         Returns:
             slots [B, K, D], and the last iteration's attention [B, K, N] after the softmax over slots
-            (sums to 1 over K; before the epsilon-renormalisation over N).
+            (sums to 1 over K; before the epsilon-renormalisation over N). With attention_axis="inputs" the
+            softmax runs over the inputs instead, so the returned attention sums to 1 over N.
         """
         if inputs.ndim != 3 or inputs.shape[-1] != self.input_size:
             raise ValueError(
@@ -131,23 +188,8 @@ class SlotAttention(nn.Module):
         num_iterations = self.num_iterations if num_iterations is None else num_iterations
         if num_iterations < 1:
             raise ValueError(f"SlotAttention: num_iterations must be >= 1, got {num_iterations}")
-        if slots_init is not None and noise is not None:
-            raise ValueError("SlotAttention: pass slots_init or noise, not both")
-        if noise is not None:
-            expected = [batch_size, num_slots or noise.shape[1], self.slot_size]
-            if list(noise.shape) != expected:
-                raise ValueError(f"SlotAttention: noise must be {expected}, got {list(noise.shape)}")
-            slots = self.sample_slots(batch_size, noise.shape[1], noise=noise)
-        elif slots_init is None:
-            num_slots = self.num_slots if num_slots is None else num_slots
-            if num_slots < 1:
-                raise ValueError(f"SlotAttention: num_slots must be >= 1, got {num_slots}")
-            slots = self.sample_slots(batch_size, num_slots, generator)
-        else:
-            expected = [batch_size, num_slots or slots_init.shape[1], self.slot_size]
-            if list(slots_init.shape) != expected:
-                raise ValueError(f"SlotAttention: slots_init must be {expected}, got {list(slots_init.shape)}")
-            slots = slots_init
+        slots = self.initial_slots(batch_size, num_slots, slots_init, generator, noise)
+        softmax_dim = 1 if self.attention_axis == "slots" else 2
 
         inputs = self.norm_inputs(inputs)
         k = self.project_k(inputs)  # (B, N, D)
@@ -159,11 +201,17 @@ class SlotAttention(nn.Module):
             slots_prev = slots
             q = self.project_q(self.norm_slots(slots))  # (B, K, D)
             logits = torch.einsum("bkd,bnd->bkn", q, k)  # (B, K, N)
-            attn = logits.softmax(dim=1)  # Eq. 1: normalise over SLOTS, so slots compete for each input
+            # Eq. 1: normalise over SLOTS (dim 1), so slots compete for each input; the ablation normalises over
+            # the inputs (dim 2) instead, and each slot attends on its own.
+            attn = logits.softmax(dim=softmax_dim)
             # Eq. 2 / Algorithm 1: epsilon before renormalising over inputs keeps an empty slot's update finite.
             weights = attn + self.epsilon
             weights = weights / weights.sum(dim=-1, keepdim=True)
             updates = torch.einsum("bkn,bnd->bkd", weights, v)  # (B, K, D)
-            slots = self.gru(updates.flatten(0, 1), slots_prev.flatten(0, 1)).view_as(slots_prev)
-            slots = slots + self.mlp(self.norm_mlp(slots))  # residual MLP
+            if self.gru is not None:
+                slots = self.gru(updates.flatten(0, 1), slots_prev.flatten(0, 1)).view_as(slots_prev)
+            else:
+                slots = slots_prev + updates  # ablation: ungated residual update in place of the GRU
+            if self.mlp is not None:
+                slots = slots + self.mlp(self.norm_mlp(slots))  # residual MLP
         return slots, attn

@@ -1,0 +1,198 @@
+"""Data throughput against what training consumes: can the input pipeline keep up with a training step?
+
+Measures examples/s of
+  (a) the Tetrominoes and Multi-dSprites generators (`slotattn.data.generators`), arrays only;
+  (b) `StoreSource.batch` + `to_model_batch` from a store on disk (memory-mapped reads; the store was just written,
+      so its pages are in the OS cache: this is the warm-cache rate);
+  (c) `DataLoader(StepBatches(source), batch_size=None, num_workers=W)` for W in {0, 2}, steady state (the first
+      batch, which pays for starting the workers, is not timed), for generated and stored sources;
+and, in the same run, one forward + backward + Adam step of the model built from `configs/tetrominoes.yaml` and
+`configs/multi_dsprites.yaml` at batch 64. Each data row is divided by the training rate of its dataset:
+ratio > 1 means the pipeline produces images faster than a training step consumes them.
+
+    python benchmarks/data_throughput.py --quick          # ~1 minute on one CPU core
+    python benchmarks/data_throughput.py --json out.json  # longer timings, 3 training steps per model
+
+Rates are measured on whatever CPUs the process may use (pin with `taskset`); DataLoader workers share them, so
+on one core W=2 only adds inter-process copies. The header line records the allowed cores and the load average.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from slotattn.config import load_config
+from slotattn.data.batch import to_model_batch
+from slotattn.data.generators.multi_dsprites import generate_multi_dsprites
+from slotattn.data.generators.tetrominoes import generate_tetrominoes
+from slotattn.data.store import open_store, write_store
+from slotattn.data.stream import GeneratedSource, StepBatches, StoreSource
+from slotattn.models import build_model
+from slotattn.tasks import build_task
+
+GENERATORS: dict[str, Callable[[int, np.random.Generator], dict[str, np.ndarray]]] = {
+    "tetrominoes": generate_tetrominoes,
+    "multi_dsprites": generate_multi_dsprites,
+}
+
+
+def rate(fn: Callable[[int], int], min_seconds: float, min_calls: int = 2) -> float:
+    """Examples/s of `fn(i) -> examples made`, called with i = 0, 1, ... for at least `min_seconds` (after one
+    untimed call)."""
+    fn(0)
+    done, calls, start = 0, 0, time.perf_counter()
+    while calls < min_calls or time.perf_counter() - start < min_seconds:
+        done += fn(calls + 1)
+        calls += 1
+    return done / (time.perf_counter() - start)
+
+
+def loader_rate(source: GeneratedSource | StoreSource, workers: int, min_seconds: float) -> float:
+    loader = DataLoader(StepBatches(source), batch_size=None, num_workers=workers)
+    it = iter(loader)  # its workers shut down when it is collected, on return
+    return rate(lambda _: len(next(it)["image"]), min_seconds, min_calls=max(2, 2 * workers))
+
+
+def train_rate(name: str, batch_size: int, steps: int, device: str) -> tuple[float, list[float]]:
+    """Images/s of forward + loss + backward + Adam step at `batch_size` (median over `steps` timed steps)."""
+    cfg = load_config(name)
+    torch.manual_seed(0)
+    model = build_model(cfg).to(device)
+    task = build_task(cfg.task)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.learning_rate)
+    data = GENERATORS[name](batch_size, np.random.default_rng(0))
+
+    def step(b: int) -> float:
+        batch = {k: v.to(device) for k, v in to_model_batch({k: data[k][:b] for k in ("image", "mask")}).items()}
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = model(batch["image"])
+        loss = task.loss(out, batch)["loss"]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    step(2)  # warm-up at a tiny batch: lazy initialisation and Adam's state, without a second full-size step
+    times = [step(batch_size) for _ in range(steps)]
+    return batch_size / statistics.median(times), times
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (f"{cpu}; allowed cores {cores}; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "
+            f"load average {load}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short timings, one training step (~1 minute)")
+    parser.add_argument("--batch-size", type=int, default=64, help="data and training batch (paper: 64)")
+    parser.add_argument("--device", default="cpu", help="device of the training step (cpu, cuda)")
+    parser.add_argument("--store-size", type=int, help="examples per benchmark store (default 512, 4096 full)")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args(argv)
+    # torch warns when there are more workers than allowed cores; on purpose here (the table says how it went)
+    warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
+    b = args.batch_size
+    seconds = 0.5 if args.quick else 5.0
+    steps = 1 if args.quick else 3
+    store_size = args.store_size or (512 if args.quick else 4096)
+    started = time.perf_counter()
+    rows: list[dict] = []
+
+    def add(dataset: str, pipeline: str, workers: int | str, value: float) -> None:
+        rows.append({"dataset": dataset, "pipeline": pipeline, "workers": workers, "examples_per_s": value})
+        print(f"  {dataset:15s} {pipeline:32s} workers={workers}: {value:9.1f} examples/s", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory(prefix="slotattn-bench-") as tmp:
+        for name, generate in GENERATORS.items():
+            # (a) the generator alone
+            add(name, "generator", "-", rate(lambda i, g=generate: len(g(b, np.random.default_rng(i))["image"]),
+                                             seconds))
+            # (b) a store on disk: StoreSource.batch + to_model_batch
+            path = Path(tmp) / name
+            chunks = (generate(min(1024, store_size - s), np.random.default_rng([1, s]))
+                      for s in range(0, store_size, 1024))
+            store = write_store(path, chunks, {"dataset": name}, num=store_size)
+            store_source = StoreSource(store, b, seed=0)
+            add(name, "StoreSource + to_model_batch", "-",
+                rate(lambda i, s=store_source: len(to_model_batch(s.batch(i))["image"]), seconds))
+            # (c) the DataLoader training uses, over generated and stored batches
+            for workers in (0, 2):
+                add(name, "DataLoader(StepBatches(generated))", workers,
+                    loader_rate(GeneratedSource(generate, b, seed=0), workers, seconds))
+                add(name, "DataLoader(StepBatches(store))", workers,
+                    loader_rate(StoreSource(open_store(path), b, seed=0), workers, seconds))
+
+        # A CLEVR6-shaped store (128x128 image + 11 masks, ~229 KB per example; content irrelevant to read speed):
+        # what `slotattn convert` of clevr_with_masks gives training to read. No CPU training rate to compare.
+        rng = np.random.default_rng(0)
+        clevr_size = max(2 * b, store_size // 4)
+        clevr = write_store(Path(tmp) / "clevr6", {
+            "image": rng.integers(0, 256, (clevr_size, 128, 128, 3), dtype=np.uint8),
+            "mask": (rng.integers(0, 11, (clevr_size, 1, 128, 128, 1)) == np.arange(11)[None, :, None, None, None])
+            .astype(np.uint8) * 255,
+        }, {"dataset": "clevr6"})
+        clevr_source = StoreSource(clevr, b, seed=0)
+        add("clevr6", "StoreSource + to_model_batch", "-",
+            rate(lambda i: len(to_model_batch(clevr_source.batch(i))["image"]), seconds))
+        for workers in (0, 2):
+            add("clevr6", "DataLoader(StepBatches(store))", workers,
+                loader_rate(StoreSource(clevr, b, seed=0), workers, seconds))
+
+    train = {}
+    for name in GENERATORS:
+        value, times = train_rate(name, b, steps, args.device)
+        train[name] = {"images_per_s": value, "step_seconds": times}
+        print(f"  {name:15s} train step (batch {b}, {args.device}): {value:.1f} images/s, steps {times}",
+              file=sys.stderr)
+
+    total = time.perf_counter() - started
+    header = (f"data throughput vs training, batch {b}, {'--quick' if args.quick else 'full'} run, "
+              f"{datetime.date.today()}, {total:.0f} s\n{machine()}\n")
+    lines = [
+        f"| dataset | pipeline | workers | examples/s | train images/s ({args.device}, batch {b}) | data ÷ train |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for row in rows:
+        t = train.get(row["dataset"], {}).get("images_per_s")
+        row["ratio"] = row["examples_per_s"] / t if t else None
+        t_text, ratio_text = (f"{t:.1f}", f"{row['ratio']:.0f}") if t else ("n/a", "n/a")
+        lines.append(f"| {row['dataset']} | {row['pipeline']} | {row['workers']} | {row['examples_per_s']:.0f} | "
+                     f"{t_text} | {ratio_text} |")
+    print(header)
+    print("\n".join(lines))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"header": header, "rows": rows, "train": train}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
