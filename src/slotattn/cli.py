@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from slotattn import distributed
@@ -20,7 +21,7 @@ from slotattn.config import Config, ConfigError, apply_overrides, from_dict, loa
 from slotattn.data.build import GENERATORS, VARIANTS, build_eval_batches, build_train_source, generate_to_arrays
 from slotattn.data.clevr import OFFICIAL_SPLITS, TASKS, convert_clevr
 from slotattn.data.clevr6 import convert_clevr6
-from slotattn.data.generators.clevr import write_clevr_dataset
+from slotattn.data.generators.clevr import generate_clevr_batch, write_clevr_dataset
 from slotattn.data.multi_object import DATASETS, convert_multi_object, write_multi_object
 from slotattn.data.errors import DataError
 from slotattn.data.store import write_store
@@ -77,6 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"run directory: {run_dir}")
         print("final evaluation: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
+        print(_metric_table(metrics))
     return 0
 
 
@@ -92,6 +94,13 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool) -> dict[str
         distributed.shutdown()
 
 
+def _metric_table(metrics: dict[str, float]) -> str:
+    """A Markdown table of metrics (x100, as the paper reports them), e.g. AP at every distance threshold."""
+    keys = list(metrics)
+    return "| " + " | ".join(keys) + " |\n|" + "---|" * len(keys) + "\n| " + " | ".join(
+        f"{100 * metrics[k]:.1f}" for k in keys) + " |"
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     cfg, model, ckpt = _model_from_checkpoint(args.checkpoint, args.overrides)
     device = resolve_device(args.device or cfg.train.device)
@@ -103,6 +112,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = {"checkpoint": str(ckpt), "data": args.data or cfg.data.eval_path or f"generated:{cfg.data.name}",
               **metrics}
     print(json.dumps(result, indent=2))
+    print(_metric_table(metrics), file=sys.stderr)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
@@ -127,6 +137,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     fmt = args.format or ("clevr" if args.dataset == "clevr" else "store")
+    if args.dataset == "clevr" and fmt == "tfrecord":  # DeepMind's clevr_with_masks format, rendered
+        def scenes():
+            for i, start in enumerate(range(0, args.num, args.chunk)):
+                yield generate_clevr_batch(min(args.chunk, args.num - start), np.random.default_rng([args.seed, i]),
+                                           args.width, args.height, min_objects=args.min_objects,
+                                           max_objects=args.max_objects)
+
+        count = write_multi_object(args.out, "clevr_with_masks", scenes())
+        print(f"wrote {count} scenes to {args.out} (clevr_with_masks TFRecord)")
+        return 0
     if fmt == "clevr":  # CLEVR v1.0 layout: images/, scenes/ JSON (+ masks/), from the 3-D renderer
         if args.dataset != "clevr":
             raise ConfigError(f"--format clevr writes CLEVR scenes; it does not apply to '{args.dataset}'")

@@ -23,7 +23,15 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
             raise CheckpointError(f"{path}: no complete checkpoint under {path / 'checkpoints'}")
         path = found
     state = load_safetensors(path) if path.suffix == ".safetensors" else load_checkpoint(path, map_location)
-    cfg = from_dict(state["config"])
+    try:
+        cfg = from_dict(state["config"])
+    except ValueError as err:  # a config key or value this version does not know
+        raise CheckpointError(f"{path}: its stored config does not fit this version of slotattn: {err}") from err
     model = build_model(cfg)
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:  # missing/unexpected keys or shape mismatches
+        first = str(err).splitlines()[:4]
+        raise CheckpointError(f"{path}: the weights do not match the model its config builds: "
+                              + " ".join(line.strip() for line in first)) from err
     return model.to(map_location).eval(), cfg
