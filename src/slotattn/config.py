@@ -38,6 +38,11 @@ class ModelConfig:
     decoder_out_kernel_size: int = 3  # last layer: 3x3, 4 channels (RGB + alpha logit)
     use_encoder_position: bool = True
     use_decoder_position: bool = True
+    # The analysis of Sec. 4 (models/baselines.py); each default is the paper's model.
+    grouping: str = "slot_attention"  # or the baselines "slot_mlp" (pooled features -> MLP -> K slots), "soft_kmeans"
+    attention_axis: str = "slots"  # Eq. 1 softmax over slots; "inputs": the ablation, softmax over the N inputs
+    use_gru: bool = True  # GRU slot update (Algorithm 1); False: slots = slots_prev + updates
+    use_mlp: bool = True  # residual MLP after the update (Algorithm 1); False removes it
     head_hidden_size: int = 64  # set prediction: per-slot Dense(64, relu) -> Dense(num_outputs, sigmoid)
     num_outputs: int = 19  # set prediction: CLEVR's property vector (3 coords, 2+2+3+8 one-hots, 1 objectness)
 

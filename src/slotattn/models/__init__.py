@@ -33,6 +33,10 @@ def build_model(cfg: Config) -> nn.Module:
             decoder_out_kernel_size=m.decoder_out_kernel_size,
             use_encoder_position=m.use_encoder_position,
             use_decoder_position=m.use_decoder_position,
+            grouping=m.grouping,
+            attention_axis=m.attention_axis,
+            use_gru=m.use_gru,
+            use_mlp=m.use_mlp,
         )
     if cfg.task == "set_prediction":
         return SlotAttentionSetPredictor(
@@ -48,5 +52,10 @@ def build_model(cfg: Config) -> nn.Module:
             hidden_size=m.hidden_size,
             head_hidden_size=m.head_hidden_size,
             num_outputs=m.num_outputs,
+            use_encoder_position=m.use_encoder_position,
+            grouping=m.grouping,
+            attention_axis=m.attention_axis,
+            use_gru=m.use_gru,
+            use_mlp=m.use_mlp,
         )
     raise ValueError(f"build_model: unknown task {cfg.task!r}")

@@ -5,8 +5,9 @@ import typing
 import torch
 from torch import nn
 
+from slotattn.models.baselines import build_grouping
 from slotattn.models.outputs import AutoEncoderOutput
-from slotattn.nn import CNNEncoder, SlotAttention, SlotMLP, SoftPositionEmbed, SpatialBroadcastDecoder
+from slotattn.nn import CNNEncoder, SlotMLP, SoftPositionEmbed, SpatialBroadcastDecoder
 from slotattn.nn.slot_attention import LAYER_NORM_EPS
 from slotattn.shapes import Float, Tensor
 
@@ -34,6 +35,11 @@ class SlotAttentionAutoEncoder(nn.Module):
         decoder_out_kernel_size: kernel of the last decoder layer.
         use_encoder_position: add the soft position embedding after the encoder (paper: yes).
         use_decoder_position: add the soft position embedding to the broadcast grid (paper: yes).
+        grouping: the module between encoder and decoder, kept as `self.slot_attention` whichever it is:
+            "slot_attention" (paper), or the baselines "slot_mlp" and "soft_kmeans" (`models.baselines`).
+        attention_axis: Slot Attention's softmax axis, "slots" (paper) or "inputs" (ablation).
+        use_gru: Slot Attention's GRU update (paper); False: slots = slots_prev + updates (ablation).
+        use_mlp: Slot Attention's residual MLP (paper); False removes it (ablation).
     """
 
     def __init__(
@@ -55,6 +61,10 @@ class SlotAttentionAutoEncoder(nn.Module):
         decoder_out_kernel_size: int = 3,
         use_encoder_position: bool = True,
         use_decoder_position: bool = True,
+        grouping: str = "slot_attention",
+        attention_axis: str = "slots",
+        use_gru: bool = True,
+        use_mlp: bool = True,
     ):
         super().__init__()
         self.resolution = tuple(resolution)
@@ -65,13 +75,17 @@ class SlotAttentionAutoEncoder(nn.Module):
         self.encoder_pos = SoftPositionEmbed(width, feature_size) if use_encoder_position else nn.Identity()
         self.layer_norm = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
         self.mlp = SlotMLP(width, hidden_size, hidden_size)
-        self.slot_attention = SlotAttention(
+        self.slot_attention = build_grouping(
+            grouping,
             num_slots=num_slots,
             slot_size=slot_size,
             input_size=hidden_size,
             num_iterations=num_iterations,
             mlp_hidden_size=mlp_hidden_size,
             epsilon=epsilon,
+            attention_axis=attention_axis,
+            use_gru=use_gru,
+            use_mlp=use_mlp,
         )
         self.decoder = SpatialBroadcastDecoder(
             slot_size,
@@ -118,7 +132,8 @@ class SlotAttentionAutoEncoder(nn.Module):
     ) -> AutoEncoderOutput:
         """Encode, group into slots, decode each slot, and composite with the alpha masks (softmax over slots).
 
-        `num_slots`, `num_iterations`, `slots_init`, `generator` and `noise` are passed to `SlotAttention.forward`.
+        `num_slots`, `num_iterations`, `slots_init`, `generator` and `noise` are passed to `SlotAttention.forward`
+        (or to the baseline's forward, which takes the same arguments).
         """
         self.check_image(image)
         inputs = self.encode(image)

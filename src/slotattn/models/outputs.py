@@ -14,7 +14,8 @@ class AutoEncoderOutput:
         recons: each slot's RGB.
         masks: each slot's alpha mask, softmaxed over slots (sums to 1 over K).
         slots: the slot vectors.
-        attn: Slot Attention's last attention map over the encoder's h*w inputs, normalised over K.
+        attn: the grouping module's last attention map over the encoder's h*w inputs (Slot Attention: normalised over
+            K; with `attention_axis="inputs"`, over N).
     """
 
     recon: Float[Tensor, "B 3 H W"]
@@ -33,7 +34,8 @@ class SetPredictionOutput:
             coords (3), size (2), material (2), shape (3), colour (8), and last the confidence that the slot is an
             object, which average precision sorts by.
         slots: the slot vectors.
-        attn: Slot Attention's last attention map over the encoder's h*w inputs, normalised over K.
+        attn: the grouping module's last attention map over the encoder's h*w inputs (Slot Attention: normalised over
+            K; with `attention_axis="inputs"`, over N).
     """
 
     preds: Float[Tensor, "B K P"]

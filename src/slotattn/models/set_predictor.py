@@ -5,8 +5,9 @@ import typing
 import torch
 from torch import nn
 
+from slotattn.models.baselines import build_grouping
 from slotattn.models.outputs import SetPredictionOutput
-from slotattn.nn import CNNEncoder, SlotAttention, SlotMLP, SoftPositionEmbed
+from slotattn.nn import CNNEncoder, SlotMLP, SoftPositionEmbed
 from slotattn.nn.slot_attention import LAYER_NORM_EPS
 from slotattn.shapes import Float, Tensor
 
@@ -30,6 +31,12 @@ class SlotAttentionSetPredictor(nn.Module):
         hidden_size: width of the feedforward network applied to each encoder position (= Slot Attention's Din).
         head_hidden_size: hidden width of the per-slot prediction MLP.
         num_outputs: P, properties predicted per slot (19 for CLEVR; the last one is the confidence).
+        use_encoder_position: add the soft position embedding after the encoder (paper: yes).
+        grouping: the module between encoder and head, kept as `self.slot_attention` whichever it is:
+            "slot_attention" (paper), or the baselines "slot_mlp" and "soft_kmeans" (`models.baselines`).
+        attention_axis: Slot Attention's softmax axis, "slots" (paper) or "inputs" (ablation).
+        use_gru: Slot Attention's GRU update (paper); False: slots = slots_prev + updates (ablation).
+        use_mlp: Slot Attention's residual MLP (paper); False removes it (ablation).
     """
 
     def __init__(
@@ -46,6 +53,11 @@ class SlotAttentionSetPredictor(nn.Module):
         hidden_size: int = 64,
         head_hidden_size: int = 64,
         num_outputs: int = 19,
+        use_encoder_position: bool = True,
+        grouping: str = "slot_attention",
+        attention_axis: str = "slots",
+        use_gru: bool = True,
+        use_mlp: bool = True,
     ):
         super().__init__()
         if num_outputs < 1:
@@ -54,16 +66,20 @@ class SlotAttentionSetPredictor(nn.Module):
         self.encoder_cnn = CNNEncoder(3, tuple(encoder_channels), encoder_kernel_size, tuple(encoder_strides))
         self.feature_size = self.encoder_cnn.output_resolution(self.resolution)
         width = self.encoder_cnn.out_channels
-        self.encoder_pos = SoftPositionEmbed(width, self.feature_size)
+        self.encoder_pos = SoftPositionEmbed(width, self.feature_size) if use_encoder_position else nn.Identity()
         self.layer_norm = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
         self.mlp = SlotMLP(width, hidden_size, hidden_size)
-        self.slot_attention = SlotAttention(
+        self.slot_attention = build_grouping(
+            grouping,
             num_slots=num_slots,
             slot_size=slot_size,
             input_size=hidden_size,
             num_iterations=num_iterations,
             mlp_hidden_size=mlp_hidden_size,
             epsilon=epsilon,
+            attention_axis=attention_axis,
+            use_gru=use_gru,
+            use_mlp=use_mlp,
         )
         self.mlp_classifier = SlotMLP(slot_size, head_hidden_size, num_outputs)
 
@@ -95,7 +111,8 @@ class SlotAttentionSetPredictor(nn.Module):
     ) -> SetPredictionOutput:
         """Encode, group into slots, and predict one property vector per slot.
 
-        `num_slots`, `num_iterations`, `slots_init`, `generator` and `noise` are passed to `SlotAttention.forward`.
+        `num_slots`, `num_iterations`, `slots_init`, `generator` and `noise` are passed to `SlotAttention.forward`
+        (or to the baseline's forward, which takes the same arguments).
         """
         self.check_image(image)
         inputs = self.encode(image)
