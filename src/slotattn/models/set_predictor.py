@@ -3,16 +3,14 @@
 import typing
 
 import torch
-from torch import nn
 
-from slotattn.models.baselines import build_grouping
+from slotattn.models.base import SlotModel
 from slotattn.models.outputs import SetPredictionOutput
-from slotattn.nn import CNNEncoder, SlotMLP, SoftPositionEmbed
-from slotattn.nn.slot_attention import LAYER_NORM_EPS
+from slotattn.nn import SlotMLP
 from slotattn.shapes import Float, Tensor
 
 
-class SlotAttentionSetPredictor(nn.Module):
+class SlotAttentionSetPredictor(SlotModel):
     """Strided CNN encoder + position embedding -> Slot Attention -> the same MLP on every slot -> sigmoid.
 
     Defaults are the paper's CLEVR model: 128x128 images, strides (1, 2, 2, 1) so that Slot Attention sees a
@@ -59,21 +57,18 @@ class SlotAttentionSetPredictor(nn.Module):
         use_gru: bool = True,
         use_mlp: bool = True,
     ):
-        super().__init__()
         if num_outputs < 1:
             raise ValueError(f"SlotAttentionSetPredictor: num_outputs must be >= 1, got {num_outputs}")
-        self.resolution = tuple(resolution)
-        self.encoder_cnn = CNNEncoder(3, tuple(encoder_channels), encoder_kernel_size, tuple(encoder_strides))
-        self.feature_size = self.encoder_cnn.output_resolution(self.resolution)
-        width = self.encoder_cnn.out_channels
-        self.encoder_pos = SoftPositionEmbed(width, self.feature_size) if use_encoder_position else nn.Identity()
-        self.layer_norm = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
-        self.mlp = SlotMLP(width, hidden_size, hidden_size)
-        self.slot_attention = build_grouping(
+        super().__init__(
+            resolution,
+            encoder_channels,
+            encoder_kernel_size,
+            encoder_strides,
+            hidden_size,
+            use_encoder_position,
             grouping,
             num_slots=num_slots,
             slot_size=slot_size,
-            input_size=hidden_size,
             num_iterations=num_iterations,
             mlp_hidden_size=mlp_hidden_size,
             epsilon=epsilon,
@@ -82,20 +77,6 @@ class SlotAttentionSetPredictor(nn.Module):
             use_mlp=use_mlp,
         )
         self.mlp_classifier = SlotMLP(slot_size, head_hidden_size, num_outputs)
-
-    def check_image(self, image: Tensor) -> None:
-        """Raise a ValueError naming the expected and the received shape unless image is [B, 3, H, W]."""
-        if image.ndim != 4 or image.shape[1] != 3 or tuple(image.shape[-2:]) != self.resolution:
-            raise ValueError(
-                f"SlotAttentionSetPredictor: image must be [B, 3, {self.resolution[0]}, {self.resolution[1]}] "
-                f"in [-1, 1], got {list(image.shape)}"
-            )
-
-    def encode(self, image: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B N Din"]:
-        """Strided CNN features + position embedding, flattened to a set and passed through LayerNorm + MLP."""
-        x = self.encoder_pos(self.encoder_cnn(image))  # (B, C, h, w)
-        x = x.flatten(2).transpose(1, 2)  # (B, h*w, C): the image as a set of features
-        return self.mlp(self.layer_norm(x))
 
     # The public entry point checks the image itself, so that a user gets the ValueError above rather than the
     # run-time annotation checker's TypeError under pytest; everything it calls stays annotation-checked.
@@ -114,12 +95,7 @@ class SlotAttentionSetPredictor(nn.Module):
         `num_slots`, `num_iterations`, `slots_init`, `generator` and `noise` are passed to `SlotAttention.forward`
         (or to the baseline's forward, which takes the same arguments).
         """
-        self.check_image(image)
-        inputs = self.encode(image)
-        slots, attn = self.slot_attention(
-            inputs, num_slots=num_slots, num_iterations=num_iterations, slots_init=slots_init, generator=generator,
-            noise=noise,
-        )
+        slots, attn = self.group(image, num_slots, num_iterations, slots_init, generator, noise)
         # The same MLP on every slot, so the output set permutes with the slots (Sec. 2.3).
         preds = self.mlp_classifier(slots).sigmoid()  # (B, K, P)
         return SetPredictionOutput(preds=preds, slots=slots, attn=attn)

@@ -1,0 +1,75 @@
+"""What every slotattn model shares (paper Sec. 2.2-2.3): CNN encoder + position embedding -> set of features ->
+LayerNorm + MLP -> a grouping module (Slot Attention or a baseline). Subclasses add a decoder or a head."""
+
+import torch
+from torch import nn
+
+from slotattn.models.baselines import build_grouping
+from slotattn.nn import CNNEncoder, SlotMLP, SoftPositionEmbed
+from slotattn.nn.slot_attention import LAYER_NORM_EPS
+from slotattn.shapes import Float, Tensor
+
+
+class SlotModel(nn.Module):
+    """The encoder and grouping half of the object-discovery and set-prediction models.
+
+    Args:
+        resolution: (H, W) of the input image.
+        encoder_channels, encoder_kernel_size, encoder_strides: the CNN encoder's layers.
+        hidden_size: width of the feedforward net on the encoder's features (= the grouping module's Din).
+        use_encoder_position: add the soft position embedding after the encoder.
+        grouping: "slot_attention" (paper) or a baseline ("slot_mlp", "soft_kmeans").
+        **grouping_args: num_slots, slot_size, num_iterations, mlp_hidden_size, epsilon and the ablation switches.
+    """
+
+    def __init__(
+        self,
+        resolution: tuple[int, int],
+        encoder_channels: tuple[int, ...],
+        encoder_kernel_size: int,
+        encoder_strides: tuple[int, ...],
+        hidden_size: int,
+        use_encoder_position: bool,
+        grouping: str,
+        **grouping_args,
+    ):
+        super().__init__()
+        self.resolution = tuple(resolution)
+        self.encoder_cnn = CNNEncoder(3, tuple(encoder_channels), encoder_kernel_size, tuple(encoder_strides))
+        self.feature_size = self.encoder_cnn.output_resolution(self.resolution)
+        width = self.encoder_cnn.out_channels
+        self.encoder_pos = SoftPositionEmbed(width, self.feature_size) if use_encoder_position else nn.Identity()
+        self.layer_norm = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
+        self.mlp = SlotMLP(width, hidden_size, hidden_size)
+        self.slot_attention = build_grouping(grouping, input_size=hidden_size, **grouping_args)
+
+    def check_image(self, image: Tensor) -> None:
+        """Raise a ValueError naming the expected and the received shape unless image is [B, 3, H, W]."""
+        if image.ndim != 4 or image.shape[1] != 3 or tuple(image.shape[-2:]) != self.resolution:
+            raise ValueError(
+                f"{type(self).__name__}: image must be [B, 3, {self.resolution[0]}, {self.resolution[1]}] "
+                f"in [-1, 1], got {list(image.shape)}"
+            )
+
+    def encode(self, image: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B N Din"]:
+        """CNN features + position embedding, flattened to a set and passed through LayerNorm + MLP."""
+        x = self.encoder_pos(self.encoder_cnn(image))  # (B, C, h, w)
+        x = x.flatten(2).transpose(1, 2)  # (B, h*w, C): the image as a set of features
+        return self.mlp(self.layer_norm(x))
+
+    def group(
+        self,
+        image: Tensor,
+        num_slots: int | None = None,
+        num_iterations: int | None = None,
+        slots_init: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        noise: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Check the image, encode it and group it: (slots [B, K, D], attn [B, K, N]).
+
+        The keyword arguments go to `SlotAttention.forward` (or the baseline's forward, which takes the same).
+        """
+        self.check_image(image)
+        return self.slot_attention(self.encode(image), num_slots=num_slots, num_iterations=num_iterations,
+                                   slots_init=slots_init, generator=generator, noise=noise)
