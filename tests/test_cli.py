@@ -273,3 +273,14 @@ def test_demo_recipe_visibly_learns_in_a_few_minutes(tmp_path, capsys):
          "--set", "data.num_eval=128"], capsys)
     untrained = [r for r in read_metrics(untrained_dir) if r["split"] == "eval"][-1]["fg_ari"]
     assert trained > untrained + 0.2, (trained, untrained)
+
+
+def test_eval_with_more_slots_and_iterations_at_test_time(trained, capsys):
+    code, captured = run(["eval", "--checkpoint", str(trained), "--no-progress", "--num", "8",
+                          "--num-slots", "7", "--num-iterations", "5"], capsys)
+    result = json.loads(captured.out)
+    assert code == 0 and result["num_slots"] == 7 and result["num_iterations"] == 5
+    code, captured = run(["eval", "--checkpoint", str(trained), "--no-progress", "--num", "8"], capsys)
+    default = json.loads(captured.out)
+    assert (default["num_slots"], default["num_iterations"]) == (4, 3)
+    assert default["ari"] != result["ari"]

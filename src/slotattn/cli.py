@@ -103,6 +103,11 @@ def _metric_table(metrics: dict[str, float]) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     cfg, model, ckpt = _model_from_checkpoint(args.checkpoint, args.overrides)
+    # Test-time generalisation (paper Sec. 4): more slots or iterations than in training.
+    if args.num_slots is not None:
+        model.slot_attention.num_slots = args.num_slots
+    if args.num_iterations is not None:
+        model.slot_attention.num_iterations = args.num_iterations
     device = resolve_device(args.device or cfg.train.device)
     model.to(device)
     batches = build_eval_batches(cfg, path=args.data, num=args.num)
@@ -110,6 +115,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     progress = None if args.no_progress else (lambda it: _tqdm(it, total=total, desc="eval"))
     metrics = evaluate(model, build_task(cfg.task), batches(), device, seed=cfg.train.seed, progress=progress)
     result = {"checkpoint": str(ckpt), "data": args.data or cfg.data.eval_path or f"generated:{cfg.data.name}",
+              "num_slots": model.slot_attention.num_slots, "num_iterations": model.slot_attention.num_iterations,
               **metrics}
     print(json.dumps(result, indent=2))
     print(_metric_table(metrics), file=sys.stderr)
@@ -246,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="dataset directory (default: the config's eval split, generated if unset)")
     p.add_argument("--num", type=int, help="number of examples (default data.num_eval)")
     p.add_argument("--out", help="also write the metrics as JSON here")
+    p.add_argument("--num-slots", type=int, help="slots at test time (default: as trained)")
+    p.add_argument("--num-iterations", type=int, help="Slot Attention iterations at test time (default: as trained)")
     p.add_argument("--device", help="override train.device")
     p.add_argument("--no-progress", action="store_true")
     add_overrides(p)
