@@ -284,3 +284,9 @@ def test_eval_with_more_slots_and_iterations_at_test_time(trained, capsys):
     default = json.loads(captured.out)
     assert (default["num_slots"], default["num_iterations"]) == (4, 3)
     assert default["ari"] != result["ari"]
+
+
+def test_a_model_the_config_cannot_build_is_a_config_error(tmp_path, capsys):
+    code, captured = run(["train", "--config", "tetrominoes", "--run-dir", str(tmp_path / "r"), "--no-progress",
+                          "--set", "model.resolution=[64, 64]"], capsys)
+    assert code == 2 and "decoder produces (35, 35) images" in captured.err and "Traceback" not in captured.err

@@ -110,3 +110,25 @@ def test_set_prediction_recipe_is_the_official_one():
     assert cfg.model.resolution == (128, 128) and cfg.model.head_hidden_size == 64 and cfg.model.num_outputs == 19
     model = build_model(cfg)
     assert sum(p.numel() for p in model.parameters()) == 380_755  # derived in tests/test_set_prediction.py
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from slotattn.config import _all_keys  # noqa: E402
+
+_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True),
+                    st.text(max_size=8), st.lists(st.integers(-2, 200), max_size=6))
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.one_of(st.sampled_from(_all_keys(Config)), st.text(max_size=20)), value=_VALUES)
+def test_any_override_either_applies_or_raises_config_error(key, value):
+    import yaml
+
+    text = f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+    try:
+        cfg = load_config(None, [text])
+    except ConfigError:
+        return
+    assert isinstance(cfg, Config)

@@ -86,7 +86,11 @@ def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool) -> dict[str
     """Seed, build the model, task and data of `cfg`, and run the engine (also under torchrun)."""
     torch.manual_seed(cfg.train.seed)  # the only global seeding: slot noise and parameter init (same on all ranks)
     try:
-        return train(cfg, build_model(cfg), build_task(cfg.task),
+        model = build_model(cfg)
+    except ValueError as err:  # e.g. a decoder that cannot reach model.resolution
+        raise ConfigError(f"the config's model cannot be built: {err}") from err
+    try:
+        return train(cfg, model, build_task(cfg.task),
                      lambda rank, world: build_train_source(cfg, rank, world),
                      lambda rank, world: build_eval_batches(cfg, rank=rank, world_size=world),
                      run_dir, resume=resume, progress=progress)

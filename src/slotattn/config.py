@@ -6,6 +6,7 @@ asserted by `tests/test_config.py::test_defaults_are_the_paper_recipe`.
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -195,6 +196,30 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"config key '{key}' must be >= 1, got {value}")
     if cfg.optim.learning_rate <= 0:
         raise ConfigError(f"config key 'optim.learning_rate' must be > 0, got {cfg.optim.learning_rate}")
+    for section in (cfg.model, cfg.data, cfg.optim, cfg.train):
+        for f in dataclasses.fields(section):
+            key, value = f"{type(section).__name__[:-6].lower()}.{f.name}", getattr(section, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"config key '{key}' must be a finite number, got {value}")
+            if isinstance(value, tuple) and (not value or any(v < 1 for v in value)):
+                raise ConfigError(f"config key '{key}' must be a non-empty list of positive ints, got {list(value)}")
+    checks = {
+        "optim.decay_rate": 0 < cfg.optim.decay_rate <= 1,
+        "model.epsilon": cfg.model.epsilon > 0,
+        "optim.grad_clip_norm": cfg.optim.grad_clip_norm is None or cfg.optim.grad_clip_norm > 0,
+        "train.max_minutes": cfg.train.max_minutes is None or cfg.train.max_minutes > 0,
+        "model.mlp_hidden_size": cfg.model.mlp_hidden_size >= 1,
+        "model.hidden_size": cfg.model.hidden_size >= 1,
+        "model.head_hidden_size": cfg.model.head_hidden_size >= 1,
+        "model.num_outputs": cfg.model.num_outputs >= 1,
+        "model.encoder_kernel_size": cfg.model.encoder_kernel_size >= 1,
+        "model.decoder_kernel_size": cfg.model.decoder_kernel_size >= 1,
+        "model.decoder_out_kernel_size": cfg.model.decoder_out_kernel_size >= 1,
+    }
+    for key, ok in checks.items():
+        if not ok:
+            section, name = key.split(".")
+            raise ConfigError(f"config key '{key}' has an impossible value: {getattr(getattr(cfg, section), name)}")
     if cfg.optim.warmup_steps < 0:
         raise ConfigError(f"config key 'optim.warmup_steps' must be >= 0, got {cfg.optim.warmup_steps}")
     if cfg.model.encoder_strides is not None and len(cfg.model.encoder_channels) != len(cfg.model.encoder_strides):
