@@ -34,9 +34,9 @@ from slotattn.data.clevr import (
 from slotattn.data.errors import DataError
 from slotattn.data.store import open_store
 
-SHARED = Path("/work/shared/data/clevr_dataset_gen")
+# ../shared beside the repository (the dev checkout and CI both have it); missing files fail, never skip.
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "clevr_dataset_gen"
 RENDERS = [SHARED / f"img{i}.png" for i in range(1, 9)]
-needs_renders = pytest.mark.skipif(not all(p.is_file() for p in RENDERS), reason="shared CLEVR renders missing")
 
 
 # --- references --------------------------------------------------------------------------------------------------
@@ -167,7 +167,6 @@ def test_class_orders_are_the_tfds_clevr_builder_orders():
     assert spans == [(0, 3), (3, 5), (5, 7), (7, 10), (10, 18), (18, 19)]
 
 
-@pytest.mark.skipif(not (SHARED / "properties.json").is_file(), reason="shared properties.json missing")
 def test_generator_vocabulary_matches_but_its_colour_order_is_not_the_target_order():
     props = json.loads((SHARED / "properties.json").read_text())
     for ours, theirs in [(COLORS, "colors"), (SHAPES, "shapes"), (MATERIALS, "materials"), (SIZES, "sizes")]:
@@ -216,7 +215,6 @@ def renders():
     return np.stack([load_clevr_png(p, frame_size=(240, 320)) for p in RENDERS])
 
 
-@needs_renders
 def test_load_clevr_png_drops_alpha_of_real_renders(renders):
     rgba = np.asarray(Image.open(RENDERS[0]))
     assert rgba.shape == (240, 320, 4)  # the shared renders are 320x240 RGBA, alpha all 255
@@ -224,7 +222,6 @@ def test_load_clevr_png_drops_alpha_of_real_renders(renders):
     np.testing.assert_array_equal(renders[0], rgba[..., :3])
 
 
-@needs_renders
 @pytest.mark.parametrize("crop", [OBJECT_DISCOVERY_CROP, None], ids=["object_discovery", "set_prediction"])
 def test_preprocess_real_renders_matches_the_official_pipeline(renders, crop):
     out = preprocess_clevr_image(renders, crop)
@@ -235,7 +232,6 @@ def test_preprocess_real_renders_matches_the_official_pipeline(renders, crop):
         np.testing.assert_allclose(out[i].permute(1, 2, 0).numpy(), expected, atol=1e-5, rtol=0)
 
 
-@needs_renders
 def test_single_frame_equals_its_row_of_the_batch(renders):
     one = preprocess_clevr_image(renders[3], OBJECT_DISCOVERY_CROP)
     assert one.shape == (1, 3, 128, 128)

@@ -115,7 +115,6 @@ def test_writer_output_equals_hand_framing(tmp_path):
 
 def test_framing_agrees_with_tensorboards_implementation(tmp_path):
     """TensorBoard ships its own pure-Python TFRecord writer/reader and CRC32C table (event files are TFRecords)."""
-    pytest.importorskip("tensorboard")
     from tensorboard.compat.tensorflow_stub.errors import OutOfRangeError
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import PyRecordReader_New
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tb_mask
@@ -515,7 +514,6 @@ def test_example_round_trip(spec):
 
 def _example_class(packed: bool):
     """tf.train.Example built by protobuf's runtime from a descriptor (example.proto/feature.proto, transcribed)."""
-    pytest.importorskip("google.protobuf")
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     F = descriptor_pb2.FieldDescriptorProto
