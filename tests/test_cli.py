@@ -290,3 +290,28 @@ def test_a_model_the_config_cannot_build_is_a_config_error(tmp_path, capsys):
     code, captured = run(["train", "--config", "tetrominoes", "--run-dir", str(tmp_path / "r"), "--no-progress",
                           "--set", "model.resolution=[64, 64]"], capsys)
     assert code == 2 and "decoder produces (35, 35) images" in captured.err and "Traceback" not in captured.err
+
+
+def test_import_tf_checkpoint_then_load_and_evaluate(tmp_path, capsys):
+    from pathlib import Path
+
+    ckpt = Path(__file__).parent / "fixtures" / "tf_checkpoints" / "sp_full" / "ckpt-1"
+    out = tmp_path / "official.safetensors"
+    code, captured = run(["import-tf", "--checkpoint", str(ckpt), "--task", "set_prediction", "--out", str(out)],
+                         capsys)
+    assert code == 0 and out.exists()
+    from slotattn import load_model
+
+    model, cfg = load_model(out)
+    assert cfg.task == "set_prediction" and cfg.model.num_slots == 10
+    code, captured = run(["import-tf", "--checkpoint", str(ckpt), "--task", "object_discovery", "--out",
+                          str(tmp_path / "x.safetensors")], capsys)
+    assert code == 2 and "set_prediction" in captured.err
+
+
+def test_study_and_report_commands(tmp_path, capsys):
+    code, _ = run(["study", "baselines", "--scale", "smoke", "--out", str(tmp_path / "study"), "--seeds", "1",
+                   "--no-progress", "--set", "train.steps=2", "--set", "data.num_eval=8"], capsys)
+    assert code == 0 and (tmp_path / "study" / "results.json").exists()
+    code, _ = run(["report", str(tmp_path / "study"), "--out", str(tmp_path / "report")], capsys)
+    assert code == 0 and "slot_mlp" in (tmp_path / "report" / "report.md").read_text()

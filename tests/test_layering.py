@@ -21,6 +21,7 @@ FORBIDDEN = {
     "checkpoint": {"nn", "models", "data", "tasks", "engine", "cli"},
     "runlog": {"nn", "models", "data", "tasks", "engine", "cli"},
     "engine": {"cli", "models"},
+    "report": {"nn", "models", "data", "tasks", "engine", "cli"},
 }
 
 

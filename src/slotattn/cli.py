@@ -1,4 +1,5 @@
-"""The `slotattn` command line: train | eval | visualize | generate | convert | export | demo.
+"""The `slotattn` command line: train | eval | visualize | generate | convert | export | import-tf | study | report |
+demo.
 
 The only code that turns a config into builders and calls the engine. Library modules never print; this one
 configures logging and owns progress bars.
@@ -17,7 +18,7 @@ import torch
 
 from slotattn import distributed
 from slotattn.checkpoint import CheckpointError, export_safetensors, latest_checkpoint, load_checkpoint
-from slotattn.config import Config, ConfigError, apply_overrides, from_dict, load_config, to_dict
+from slotattn.config import Config, ConfigError, apply_overrides, from_dict, load_config, parse_override, to_dict
 from slotattn.data.build import GENERATORS, VARIANTS, build_eval_batches, build_train_source, generate_to_arrays
 from slotattn.data.clevr import OFFICIAL_SPLITS, TASKS, convert_clevr
 from slotattn.data.clevr6 import convert_clevr6
@@ -28,6 +29,9 @@ from slotattn.data.store import write_store
 from slotattn.engine import NonFiniteLossError, TrainingInterrupted, evaluate, resolve_device, train, visualize
 from slotattn.models import build_model
 from slotattn.pretrained import load_model
+from slotattn.report import ReportError, write_report
+from slotattn.studies import SCALES, STUDIES, StudyError, run_study
+from slotattn.tf_import import import_tf_to_safetensors
 from slotattn.tasks import build_task
 
 log = logging.getLogger("slotattn")
@@ -234,6 +238,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    path = run_study(args.name, args.scale, args.out, seeds=args.seeds, recipe=args.config,
+                     progress=not args.no_progress, overrides=args.overrides)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    path = write_report(args.run_dirs, args.out)
+    print(f"wrote {path} and {path.with_suffix('.html')}")
+    return 0
+
+
+def cmd_import_tf(args: argparse.Namespace) -> int:
+    overrides = {}
+    for text in args.overrides:
+        key, value = parse_override(text)
+        if not key.startswith("model."):
+            raise ConfigError(f"import-tf: --set takes model.* keys only (what the checkpoint cannot hold), got '{key}'")
+        overrides[key.removeprefix("model.")] = value
+    path = import_tf_to_safetensors(args.checkpoint, args.task, args.out, **overrides)
+    print(f"imported {args.checkpoint} ({args.task}) -> {path} (+ {path.with_suffix('.json')})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slotattn", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -325,6 +354,29 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_convert)
 
+    p = sub.add_parser("study", help="train and evaluate one study of the paper's analysis over several seeds")
+    p.add_argument("name", choices=sorted(STUDIES))
+    p.add_argument("--scale", choices=sorted(SCALES), default="smoke", help="smoke (seconds) | cpu | paper")
+    p.add_argument("--out", required=True, help="study directory (runs + results.json); rerun to resume")
+    p.add_argument("--seeds", type=int, help="number of seeds (default: the scale's)")
+    p.add_argument("--config", help="recipe instead of the scale's, e.g. multi_dsprites")
+    add_overrides(p)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("report", help="Markdown + HTML report from study or run directories")
+    p.add_argument("run_dirs", nargs="+", help="study directories (results.json) and/or run directories")
+    p.add_argument("--out", required=True, help="report directory")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("import-tf", help="convert an official TF2 Slot Attention checkpoint to slotattn safetensors")
+    p.add_argument("--checkpoint", required=True, help="checkpoint prefix, e.g. /tmp/object_discovery/ckpt-500")
+    p.add_argument("--task", required=True, choices=["object_discovery", "set_prediction"])
+    p.add_argument("--out", required=True, help="the .safetensors file to write")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="model.KEY=VALUE",
+                   help="what the checkpoint cannot hold, if not the official train.py's (resolution, num_slots, ...)")
+    p.set_defaults(func=cmd_import_tf)
+
     p = sub.add_parser("demo", help="generate Tetrominoes, train for a few minutes on this machine, evaluate, draw")
     p.add_argument("--minutes", type=float, help="training time budget (default: configs/demo.yaml)")
     p.add_argument("--out", default="demo_run", help="output directory (default ./demo_run)")
@@ -342,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ConfigError, DataError, CheckpointError, FileExistsError) as err:
+    except (ConfigError, DataError, CheckpointError, StudyError, ReportError, FileExistsError) as err:
         print(f"slotattn {args.command}: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:
