@@ -123,7 +123,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     progress = None if args.no_progress else (lambda it: _tqdm(it, total=total, desc="eval"))
     metrics = evaluate(model, build_task(cfg.task), batches(), device, seed=cfg.train.seed, progress=progress)
     result = {"checkpoint": str(ckpt), "data": args.data or cfg.data.eval_path or f"generated:{cfg.data.name}",
-              "num_slots": model.slot_attention.num_slots, "num_iterations": model.slot_attention.num_iterations,
+              "num_slots": model.slot_attention.num_slots,
+              "num_iterations": getattr(model.slot_attention, "num_iterations", None),  # None: Slot MLP has none
               **metrics}
     print(json.dumps(result, indent=2))
     print(_metric_table(metrics), file=sys.stderr)
