@@ -315,3 +315,13 @@ def test_study_and_report_commands(tmp_path, capsys):
     assert code == 0 and (tmp_path / "study" / "results.json").exists()
     code, _ = run(["report", str(tmp_path / "study"), "--out", str(tmp_path / "report")], capsys)
     assert code == 0 and "slot_mlp" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_bf16_mixed_precision_trains_close_to_fp32(trained, tmp_path, capsys):
+    run_dir = tmp_path / "bf16"
+    code, _ = run(["train", "--config", "debug", "--run-dir", str(run_dir), "--no-progress", "--set",
+                   "train.precision=bf16"], capsys)
+    assert code == 0
+    bf16, fp32 = train_losses(run_dir), train_losses(trained)
+    assert all(math.isfinite(x) for x in bf16)
+    assert bf16 != fp32 and bf16 == pytest.approx(fp32, rel=0.05)  # different arithmetic, same learning

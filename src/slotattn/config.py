@@ -83,6 +83,7 @@ class TrainConfig:
     eval_batch_size: int = 64
     tensorboard: bool = False
     max_minutes: float | None = None  # wall-clock budget of one invocation: stop early, evaluate, checkpoint
+    precision: str = "fp32"  # training forward/loss: fp32 (paper) | bf16 (torch.autocast; evaluation stays fp32)
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,8 @@ def _apply(cfg: Any, updates: dict[str, Any], prefix: str = "") -> Any:
 
 def validate(cfg: Config) -> Config:
     """Cross-field checks that single field types cannot express."""
+    if cfg.train.precision not in ("fp32", "bf16"):
+        raise ConfigError(f"config key 'train.precision' must be 'fp32' or 'bf16', got {cfg.train.precision!r}")
     if cfg.task not in TASKS:
         raise ConfigError(f"config key 'task' must be one of {TASKS}, got {cfg.task!r}")
     positive = {

@@ -6,6 +6,7 @@ It knows a task only through `Task.loss/metrics/visualize`, a model only as an `
 after s are a function of s alone.
 """
 
+import contextlib
 import logging
 import math
 import signal
@@ -212,6 +213,8 @@ def train(
     metrics: dict[str, float] = {}
     stop = _Stop()
     stop.install()
+    use_bf16 = cfg.train.precision == "bf16"
+    autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
     model.train()
     started = time.perf_counter()
     deadline = started + 60 * cfg.train.max_minutes if cfg.train.max_minutes is not None else math.inf
@@ -223,8 +226,9 @@ def train(
             # One global draw of slot noise on every rank (same RNG state), sliced: rank count does not matter.
             noise = torch.randn(cfg.train.batch_size, sa.num_slots, sa.slot_size, device=device)
             noise = noise[dist_info.rank * local_batch : (dist_info.rank + 1) * local_batch]
-            out = model(batch["image"], noise=noise)
-            terms = task.loss(out, batch)
+            with autocast():  # bf16 mixed precision if asked; autocast keeps softmax/LayerNorm/losses in fp32
+                out = model(batch["image"], noise=noise)
+                terms = task.loss(out, batch)
             loss = terms["loss"]
             # Loss terms averaged over ranks, plus stop flags, in one collective so all ranks decide alike.
             names = sorted(terms)
