@@ -89,7 +89,9 @@ def attention_figure(images: np.ndarray, attn: np.ndarray, labels: list[list[str
         axes[b, 0].imshow(_to_rgb(images[b]))
         for k in range(num_slots):
             ax = axes[b, k + 1]
-            ax.imshow(attn[b, k].reshape(side, side), cmap="viridis", vmin=0.0, vmax=1.0, interpolation="nearest")
+            # One colour scale per example (0 .. its largest weight), so slots compare and structure shows.
+            ax.imshow(attn[b, k].reshape(side, side), cmap="viridis", vmin=0.0, vmax=float(attn[b].max()),
+                      interpolation="nearest")
             ax.set_xlabel(labels[b][k], fontsize=5)
         for ax in axes[b]:
             ax.set_xticks([])
