@@ -10,17 +10,10 @@ from slotattn import SlotAttentionAutoEncoder
 from slotattn.config import load_config
 from slotattn.models import build_model
 from slotattn.nn import Conv2dSame, ConvTranspose2dSame
+from param_counts import conv_params, dense_params  # tests/param_counts.py
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-
-
-def conv_params(cin, cout, k):
-    return cin * cout * k * k + cout
-
-
-def dense_params(cin, cout, bias=True):
-    return cin * cout + (cout if bias else 0)
 
 
 def test_clevr6_parameter_count_equals_the_official_architecture():

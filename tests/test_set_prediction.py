@@ -18,19 +18,12 @@ from slotattn.matching import hungarian_match, pairwise_huber_cost
 from slotattn.metrics import ClevrAPAccumulator, clevr_average_precision
 from slotattn.models.outputs import SetPredictionOutput
 from slotattn.models.set_predictor import SlotAttentionSetPredictor
+from param_counts import conv_params, dense_params  # tests/param_counts.py
 
 THRESHOLDS = (-1.0, 1.0, 0.5, 0.25, 0.125)  # the official eval.py list; -1 = no threshold
 
 
 # ----------------------------------------------------------------------------------------------------- model
-
-
-def conv_params(cin, cout, k):
-    return cin * cout * k * k + cout
-
-
-def dense_params(cin, cout, bias=True):
-    return cin * cout + (cout if bias else 0)
 
 
 def test_parameter_count_equals_the_official_classifier():
