@@ -14,48 +14,39 @@ __all__ = ["AutoEncoderOutput", "SetPredictionOutput", "SlotAttentionAutoEncoder
 def build_model(cfg: Config) -> nn.Module:
     """The model of `cfg.task`, built from `cfg.model`."""
     m = cfg.model
+    # The encoder + grouping half both models share (`SlotModel`).
+    shared = dict(
+        resolution=m.resolution,
+        num_slots=m.num_slots,
+        num_iterations=m.num_iterations,
+        slot_size=m.slot_size,
+        mlp_hidden_size=m.mlp_hidden_size,
+        epsilon=m.epsilon,
+        encoder_channels=m.encoder_channels,
+        encoder_kernel_size=m.encoder_kernel_size,
+        hidden_size=m.hidden_size,
+        use_encoder_position=m.use_encoder_position,
+        grouping=m.grouping,
+        attention_axis=m.attention_axis,
+        use_gru=m.use_gru,
+        use_mlp=m.use_mlp,
+    )
     if cfg.task == "object_discovery":
         return SlotAttentionAutoEncoder(
-            resolution=m.resolution,
-            num_slots=m.num_slots,
-            num_iterations=m.num_iterations,
-            slot_size=m.slot_size,
-            mlp_hidden_size=m.mlp_hidden_size,
-            epsilon=m.epsilon,
-            encoder_channels=m.encoder_channels,
-            encoder_kernel_size=m.encoder_kernel_size,
+            **shared,
             encoder_strides=m.encoder_strides,
-            hidden_size=m.hidden_size,
             decoder_broadcast_size=m.decoder_broadcast_size,
             decoder_channels=m.decoder_channels,
             decoder_strides=m.decoder_strides,
             decoder_kernel_size=m.decoder_kernel_size,
             decoder_out_kernel_size=m.decoder_out_kernel_size,
-            use_encoder_position=m.use_encoder_position,
             use_decoder_position=m.use_decoder_position,
-            grouping=m.grouping,
-            attention_axis=m.attention_axis,
-            use_gru=m.use_gru,
-            use_mlp=m.use_mlp,
         )
     if cfg.task == "set_prediction":
         return SlotAttentionSetPredictor(
-            resolution=m.resolution,
-            num_slots=m.num_slots,
-            num_iterations=m.num_iterations,
-            slot_size=m.slot_size,
-            mlp_hidden_size=m.mlp_hidden_size,
-            epsilon=m.epsilon,
-            encoder_channels=m.encoder_channels,
+            **shared,
             encoder_strides=m.encoder_strides or (1,) * len(m.encoder_channels),
-            encoder_kernel_size=m.encoder_kernel_size,
-            hidden_size=m.hidden_size,
             head_hidden_size=m.head_hidden_size,
             num_outputs=m.num_outputs,
-            use_encoder_position=m.use_encoder_position,
-            grouping=m.grouping,
-            attention_axis=m.attention_axis,
-            use_gru=m.use_gru,
-            use_mlp=m.use_mlp,
         )
     raise ValueError(f"build_model: unknown task {cfg.task!r}")
