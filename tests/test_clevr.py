@@ -325,6 +325,10 @@ def test_describe_prediction_inverts_scene_targets():
         ({"shape": None}, r"object 1: 'shape' is None, expected one of cube, sphere, cylinder"),
         ({"3d_coords": [1.0, 2.0]}, r"object 1: '3d_coords' must be 3 finite numbers, found \[1.0, 2.0\]"),
         ({"3d_coords": [1.0, float("nan"), 0.0]}, r"object 1: '3d_coords' must be 3 finite numbers"),
+        # found while fuzzing the readers: an int too large for a float raised OverflowError, and a value beyond
+        # float32's range became an inf target
+        ({"3d_coords": [10**400, 0, 0]}, r"object 1: '3d_coords' must be 3 finite numbers, found \[1000000"),
+        ({"3d_coords": [0.0, 1e39, 0.0]}, r"'3d_coords' must be 3 finite numbers, found \[0.0, 1e\+39, 0.0\] \(checked"),
     ],
 )
 def test_scene_targets_rejects_bad_objects(edit, message):
@@ -431,8 +435,25 @@ def test_unreadable_scenes_json_is_named(fresh_tree):
     scenes_json(fresh_tree).write_text('{"scenes": [')
     with pytest.raises(DataError, match=r"CLEVR_train_scenes.json: not readable JSON"):
         ClevrV1(fresh_tree, "train", task="set_prediction", frame_size=(6, 8))
+    # found while fuzzing the readers: json.loads raises plain ValueError for an int of over 4300 digits and
+    # RecursionError for deep nesting, neither of them a JSONDecodeError
+    scenes_json(fresh_tree).write_text('{"scenes": [' + "1" * 5000 + "]}")
+    with pytest.raises(DataError, match=r"CLEVR_train_scenes.json: not readable JSON \(ValueError: Exceeds the limit"):
+        ClevrV1(fresh_tree, "train", task="set_prediction", frame_size=(6, 8))
+    scenes_json(fresh_tree).write_text('{"scenes": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    with pytest.raises(DataError, match=r"CLEVR_train_scenes.json: not readable JSON \(RecursionError"):
+        ClevrV1(fresh_tree, "train", task="set_prediction", frame_size=(6, 8))
     scenes_json(fresh_tree).write_text('{"images": []}')
     with pytest.raises(DataError, match=r"CLEVR_train_scenes.json: expected \{\"scenes\": \[...\]\}"):
+        ClevrV1(fresh_tree, "train", task="set_prediction", frame_size=(6, 8))
+
+
+def test_image_filename_too_long_for_the_file_system_is_a_data_error(fresh_tree):
+    # found while fuzzing the readers: Path.is_file raised OSError (ENAMETOOLONG) instead of returning False
+    data = json.loads(scenes_json(fresh_tree).read_text())
+    data["scenes"][1]["image_filename"] = "x" * 300 + ".png"
+    scenes_json(fresh_tree).write_text(json.dumps(data))
+    with pytest.raises(DataError, match=r"CLEVR_train_scenes.json: scene 1: 'image_filename' 'xxxx.*is not a usable file name"):
         ClevrV1(fresh_tree, "train", task="set_prediction", frame_size=(6, 8))
 
 

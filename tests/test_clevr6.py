@@ -234,3 +234,16 @@ def test_bad_arguments_and_existing_output(source, tmp_path):
     with pytest.raises(ValueError, match="'mask' must be uint8"):
         preprocess_clevr6({"image": np.zeros((1, H, W, 3), np.uint8), "mask": np.zeros((1, M, H, W), np.uint8),
                            "visibility": np.zeros((1, M))})
+
+
+def test_a_kept_record_whose_masks_do_not_partition_is_named(tmp_path):
+    arrays = _scenes([3, 4, 5], np.random.default_rng(1))
+    arrays["mask"][2, :, 100, 200] = 0  # record 2: pixel (100, 200) in no entity (inside the crop or not)
+    path = tmp_path / "bad.tfrecords"
+    write_multi_object(path, "clevr_with_masks", arrays, compression="none")
+    with pytest.raises(DataError) as info:
+        convert_clevr6(path, tmp_path / "out", train_size=2, eval_size=1)
+    assert str(info.value).startswith(
+        f"{path}: record 2: feature 'mask': pixel (row 100, col 200) is claimed by no entity [] with mask values []; "
+        "expected exactly one of the 11 entities at 255"
+    )

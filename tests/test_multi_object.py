@@ -308,8 +308,16 @@ def test_convert_writes_the_official_arrays_and_records_the_source(tmp_path):
     assert source["official_reader"].endswith("multi_object_datasets tetrominoes.py")
 
 
+def _partition_masks(num, entities, h, w, rng):
+    """uint8 [num, entities, h, w, 1]: each pixel at 255 in exactly one entity (the official masks' layout)."""
+    ids = rng.integers(0, entities, size=(num, h, w))
+    return ((ids[:, None] == np.arange(entities)[None, :, None, None]) * np.uint8(255))[..., None]
+
+
 def test_convert_a_variant(tmp_path):
-    batch = _random_examples("objects_room", "empty_room", 3, np.random.default_rng(11))
+    rng = np.random.default_rng(11)
+    batch = _random_examples("objects_room", "empty_room", 3, rng)
+    batch["mask"] = _partition_masks(3, 4, 64, 64, rng)  # conversion checks that the masks partition the pixels
     write_multi_object(tmp_path / "or", "objects_room", batch, "empty_room")
     store = convert_multi_object("objects_room", tmp_path / "or", tmp_path / "store", "empty_room", num=3)
     assert store.meta["variant"] == "empty_room" and store.arrays["mask"].shape == (3, 4, 64, 64, 1)
@@ -341,4 +349,17 @@ def test_convert_stops_at_a_damaged_record(tmp_path):
     (tmp_path / "t").write_bytes(bytes(raw))
     with pytest.raises(DataError, match="record 5 .*data CRC mismatch"):
         convert_multi_object("tetrominoes", tmp_path / "t", tmp_path / "s", chunk=4)
+    assert not (tmp_path / "s").exists()
+
+
+def test_convert_rejects_masks_that_do_not_partition_naming_file_and_record(tmp_path):
+    batch = generate_tetrominoes(6, np.random.default_rng(14))
+    batch["mask"][5, 2, 10, 20] = 255  # record 5: pixel (10, 20) in a second entity
+    batch["mask"][5, 0, 10, 20] = 255
+    write_multi_object(tmp_path / "t", "tetrominoes", batch)
+    with pytest.raises(DataError) as info:
+        convert_multi_object("tetrominoes", tmp_path / "t", tmp_path / "s", chunk=4)
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 't'}: feature 'mask': record 5, pixel (row 10, col 20) is claimed by ")
+    assert "expected exactly one of the 4 entities at 255 and the others at 0" in message
     assert not (tmp_path / "s").exists()

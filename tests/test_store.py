@@ -253,3 +253,29 @@ def test_random_meta_json_opens_or_raises_data_error(tmp_path, data, text):
     (path / META_FILE).write_text(text)
     with pytest.raises(DataError):
         open_store(path)
+
+
+@pytest.mark.parametrize(
+    ("mask", "found"),
+    [(np.zeros((3, 4, 34, 35, 1), np.uint8), "[3, 4, 34, 35, 1] uint8"),
+     (np.zeros((3, 35, 35), np.uint8), "[3, 35, 35] uint8"),
+     (np.zeros((3, 4, 35, 35, 1), np.int32), "[3, 4, 35, 35, 1] int32")],
+)
+def test_mask_that_does_not_fit_the_images_is_rejected_on_write_and_open(tmp_path, data, mask, found):
+    bad = {"image": data["image"][:3], "mask": mask}
+    with pytest.raises(DataError) as info:
+        write_store(tmp_path / "w", bad, META)
+    assert str(info.value) == (
+        "write_store: chunk 0: feature 'mask' must be uint8 [num_examples, M, 35, 35, 1] (one plane per entity, the "
+        f"H, W of 'image'), found {found}"
+    )
+    assert not (tmp_path / "w").exists() and _leftovers(tmp_path) == []
+    # a store written by other means (here: a valid one with its mask file swapped) fails at open
+    write_store(tmp_path / "o", {"image": data["image"][:3], "mask": data["mask"][:3]}, META)
+    np.save(tmp_path / "o" / "mask.npy", mask)
+    meta = json.loads((tmp_path / "o" / META_FILE).read_text())
+    meta["features"]["mask"] = {"dtype": mask.dtype.name, "shape": list(mask.shape[1:])}
+    (tmp_path / "o" / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(DataError, match=f"^{tmp_path / 'o' / META_FILE}: feature 'mask' must be uint8 .*found "
+                                        + found.replace("[", r"\[").replace("]", r"\]")):
+        open_store(tmp_path / "o")

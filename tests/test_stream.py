@@ -86,3 +86,17 @@ def test_eval_split_is_the_same_whatever_the_number_of_ranks(store):
     assert [b["image"].shape[0] for b in stored] == [4, 4, 2]
     expected = torch.as_tensor(np.array(store.arrays["image"][:4])).permute(0, 3, 1, 2).float() / 127.5 - 1
     torch.testing.assert_close(stored[0]["image"], expected)
+
+
+def test_bad_mask_in_a_store_names_the_store_step_and_examples(tmp_path):
+    data = generate_tetrominoes(16, np.random.default_rng(5))
+    data["mask"][11, :, 3, 4] = 0  # store example 11: pixel (3, 4) in no mask
+    store = write_store(tmp_path / "bad", data, {"dataset": "tetrominoes"})
+    source = StoreSource(store, 16, seed=0)  # one batch = the whole store, rows in example order
+    with pytest.raises(DataError) as info:
+        next(iter(StepBatches(source)))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'bad'}: step 0, batch rows = store examples {list(range(16))}: ")
+    assert "example 11, pixel (row 3, col 4) is claimed by no entity" in message
+    with pytest.raises(DataError, match=r"bad: examples 8\.\.15: to_model_batch: 'mask': example 3, pixel \(row 3, col 4\)"):
+        list(eval_batches(store, 16, 8, seed=0))

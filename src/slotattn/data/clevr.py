@@ -261,11 +261,19 @@ def _encode_object(obj: Any, where: str) -> np.ndarray:
     row = np.zeros(TARGET_SIZE, dtype=np.float32)
     coords = obj.get("3d_coords")
     ok = isinstance(coords, (list, tuple)) and len(coords) == 3
-    ok = ok and all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in coords)
+    ok = ok and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in coords)
+    if ok:
+        # float32, as the TFDS feature: a JSON int too large for a float (float() would raise OverflowError) or a
+        # value beyond float32's range (inf after the cast) is as bad as NaN
+        with np.errstate(over="ignore"):
+            values = np.array([float(c) if abs(c) < 1e300 else math.inf for c in coords], dtype=np.float32)
+        ok = bool(np.isfinite(values).all())
     if not ok:
-        raise DataError(f"{where}: '3d_coords' must be 3 finite numbers, found {coords!r}")
+        raise DataError(
+            f"{where}: '3d_coords' must be 3 finite numbers, found {repr(coords)[:200]} (checked as float32)"
+        )
     # float32 arithmetic, as TF does on the float32 TFDS feature: (c + 3) / 6 maps [-3, 3] to [0, 1]
-    row[TARGET_SLICES["3d_coords"]] = (np.asarray(coords, dtype=np.float32) + np.float32(3.0)) / np.float32(6.0)
+    row[TARGET_SLICES["3d_coords"]] = (values + np.float32(3.0)) / np.float32(6.0)
     for key, names in PROPERTIES.items():
         value = obj.get(key)
         if value not in names:
@@ -438,7 +446,13 @@ class ClevrV1:
             if num > limit:
                 continue  # official filter_fn: more than max_n_objects
             name = self._image_name(scenes[i], i, where)
-            if not (self.images_dir / name).is_file():
+            try:
+                exists = (self.images_dir / name).is_file()
+            except OSError as err:  # e.g. ENAMETOOLONG, which is_file does not swallow (found by fuzzing)
+                raise DataError(
+                    f"{where}: 'image_filename' {name[:100]!r}... is not a usable file name ({err.strerror})"
+                ) from err
+            if not exists:
                 raise DataError(f"{where} references {self.images_dir / name}, which does not exist")
             indices.append(i)
             names.append(name)
@@ -458,8 +472,10 @@ class ClevrV1:
     def _read_scenes(self) -> list[Any]:
         try:
             data = json.loads(self.scenes_file.read_bytes())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise DataError(f"{self.scenes_file}: not readable JSON ({err})") from err
+        # ValueError covers JSONDecodeError, UnicodeDecodeError and an integer of over 4300 digits (Python's
+        # int_max_str_digits); RecursionError, arrays or objects nested thousands deep
+        except (OSError, ValueError, RecursionError) as err:
+            raise DataError(f"{self.scenes_file}: not readable JSON ({type(err).__name__}: {str(err)[:200]})") from err
         scenes = data.get("scenes") if isinstance(data, dict) else None
         if not isinstance(scenes, list):
             raise DataError(f"{self.scenes_file}: expected {{\"scenes\": [...]}}, found no 'scenes' list")

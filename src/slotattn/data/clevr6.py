@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from jaxtyping import Int64, Real, UInt8
 
+from slotattn.data.batch import check_mask_partition
 from slotattn.data.clevr import (
     OBJECT_DISCOVERY_CROP,
     RESOLUTION,
@@ -319,7 +320,8 @@ def convert_clevr6(
         FileExistsError: ``<out_dir>/train`` or ``<out_dir>/eval`` exists and ``overwrite`` is false.
         DataError: the file is missing or damaged, a record does not match the ``clevr_with_masks`` spec, the file
             ends before the splits are complete (the message says how many records or qualifying scenes it
-            held), or a split has no qualifying scene.
+            held), a split has no qualifying scene, or a kept record's masks do not partition the pixels (see
+            :func:`~slotattn.data.batch.check_mask_partition`).
     """
     train_size, eval_size = _positive(train_size, "train_size"), _positive(eval_size, "eval_size")
     chunk = _positive(chunk, "chunk")
@@ -366,6 +368,9 @@ def convert_clevr6(
                 split = "train" if index < train_size else "eval"
                 done = records == total
             if keep:
+                # one record's masks at a time (~1 ms against ~30 ms to inflate and decode it); training checks
+                # every batch too, but a bad record should fail the conversion, named by file and record
+                check_mask_partition(example["mask"], f"{input_path}: record {index}: feature 'mask'")
                 pending[split].append((index, example))
                 if len(pending[split]) == chunk:
                     flush(split)

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from slotattn.data.batch import check_mask_partition
 from slotattn.data.errors import DataError
 from slotattn.data.store import Store, SupportsUpdate, write_store
 from slotattn.data.tfrecord import (
@@ -417,9 +418,13 @@ def write_multi_object(
 
 
 def _chunks(
-    examples: Iterator[dict[str, np.ndarray]], spec: MultiObjectSpec, num: int, chunk: int
+    examples: Iterator[dict[str, np.ndarray]], spec: MultiObjectSpec, num: int, chunk: int, path: Path
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Stack examples into chunks of ``chunk``; reads one example past ``num`` so that a surplus is reported."""
+    """Stack examples into chunks of ``chunk``; reads one example past ``num`` so that a surplus is reported.
+
+    Each chunk's masks must partition the pixels (:func:`~slotattn.data.batch.check_mask_partition`), as training
+    checks every batch: a bad record then fails here, named by file and record, not mid-training.
+    """
     shapes, dtypes = spec.decoded_shapes(), spec.decoded_dtypes()
     done = 0
     while True:
@@ -434,6 +439,8 @@ def _chunks(
                 break
         if n == 0:
             return
+        if "mask" in arrays:
+            check_mask_partition(arrays["mask"][:n], f"{path}: feature 'mask'", first_index=done, item="record")
         done += n
         yield {key: arr[:n] for key, arr in arrays.items()}
         if n < size:
@@ -479,8 +486,9 @@ def convert_multi_object(
 
     Raises:
         ValueError: bad ``name``/``variant``/``compression``/``chunk``, or ``num`` disagrees with the file.
-        DataError: the file is missing, empty, or damaged, or a record does not match the spec (see
-            :func:`read_multi_object`).
+        DataError: the file is missing, empty, or damaged, a record does not match the spec (see
+            :func:`read_multi_object`), or its masks do not partition the pixels (one entity at 255 per pixel;
+            the message names the record and pixel).
         FileExistsError: ``out_dir`` exists and ``overwrite`` is false.
     """
     spec = multi_object_spec(name, variant)
@@ -507,5 +515,5 @@ def convert_multi_object(
         },
     }
     return write_store(
-        out_dir, _chunks(examples, spec, num, chunk), meta, num=num, overwrite=overwrite, progress=progress
+        out_dir, _chunks(examples, spec, num, chunk, input_path), meta, num=num, overwrite=overwrite, progress=progress
     )

@@ -22,6 +22,7 @@ import logging
 import re
 import shutil
 import tempfile
+import tokenize
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -207,6 +208,7 @@ def write_store(
             if written + n > num:
                 raise ValueError(f"write_store: chunk {index} brings the total to {written + n} examples, num={num}")
             if reference is None:
+                _check_mask_layout(arrays, f"write_store: chunk {index}")  # before anything lands on disk
                 reference = {key: (arr.shape[1:], arr.dtype) for key, arr in arrays.items()}
                 for key, (shape, dtype) in reference.items():
                     files[key] = np.lib.format.open_memmap(
@@ -261,7 +263,8 @@ def open_store(path: str | Path) -> Store:
 
     Raises:
         DataError: ``path`` is missing, not a directory, an unfinished write, has no or a bad ``meta.json``,
-            holds no examples, or a feature file is missing, unreadable or disagrees with ``meta.json``.
+            holds no examples, a feature file is missing, unreadable or disagrees with ``meta.json``, or
+            ``mask`` is not uint8 [N, M, H, W, 1] with the H, W of ``image``.
     """
     path = Path(path)
     if not path.exists():
@@ -308,12 +311,35 @@ def open_store(path: str | Path) -> Store:
             raise DataError(f"{file}: missing; {meta_path} lists feature '{key}'")
         try:
             arr = np.load(file, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
-            raise DataError(f"{file}: not a readable .npy file ({err})") from err
+        # A damaged header reaches numpy's header parser, which lets tokenize.TokenError, SyntaxError and TypeError
+        # out as well as ValueError (found by tests/test_fuzz_readers.py).
+        except (OSError, ValueError, EOFError, SyntaxError, TypeError, tokenize.TokenError) as err:
+            raise DataError(f"{file}: not a readable .npy file ({type(err).__name__}: {err})") from err
         if arr.shape != shape or arr.dtype != dtype:
             raise DataError(
                 f"{file}: expected shape {list(shape)} {dtype} (from {META_FILE}), "
                 f"found {list(arr.shape)} {arr.dtype}"
             )
         arrays[key] = arr
+    _check_mask_layout(arrays, str(meta_path))
     return Store(path=path, meta=meta, arrays=arrays)
+
+
+def _check_mask_layout(arrays: Mapping[str, np.ndarray], where: str) -> None:
+    """``mask`` must be uint8 [N, M, H, W, 1] with the H, W of ``image`` (the batch contract, slotattn.data.batch).
+
+    Only shapes and dtypes, from the headers: checking that the masks partition the pixels would read the whole
+    array (gigabytes for CLEVR6), so training does that per batch (``to_model_batch``) and the converters per record.
+    """
+    if "mask" not in arrays:
+        return
+    mask = arrays["mask"]
+    image_hw = tuple(arrays["image"].shape[1:3]) if "image" in arrays and arrays["image"].ndim >= 3 else None
+    ok = mask.dtype == np.uint8 and mask.ndim == 5 and mask.shape[1] >= 1 and mask.shape[-1] == 1
+    ok = ok and (image_hw is None or tuple(mask.shape[2:4]) == image_hw)
+    if not ok:
+        h, w = image_hw if image_hw is not None else ("H", "W")
+        raise DataError(
+            f"{where}: feature 'mask' must be uint8 [num_examples, M, {h}, {w}, 1] (one plane per entity, "
+            f"the H, W of 'image'), found {list(mask.shape)} {mask.dtype}"
+        )

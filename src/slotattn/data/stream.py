@@ -36,6 +36,11 @@ class GeneratedSource:
     def batch(self, step: int) -> dict[str, np.ndarray]:
         return self.generate(self.batch_size, np.random.default_rng([self.seed, step, self.rank]))
 
+    def where(self, step: int) -> str:
+        """Names batch ``step`` in error messages."""
+        name = getattr(self.generate, "__name__", None) or getattr(getattr(self.generate, "func", None), "__name__", "")
+        return f"generated batch {name} (seed {self.seed}, step {step}, rank {self.rank})"
+
 
 class StoreSource:
     """Batches read from a store, reshuffled each epoch; rank r reads its slice of the global batch.
@@ -64,6 +69,13 @@ class StoreSource:
         self._epoch, self._perm = -1, np.empty(0, dtype=np.int64)
 
     def batch(self, step: int) -> dict[str, np.ndarray]:
+        return {key: np.asarray(array[self._indices(step)]) for key, array in self.store.arrays.items()}
+
+    def where(self, step: int) -> str:
+        """Names batch ``step`` in error messages: the store and the examples of each batch row."""
+        return f"{self.store.path}: step {step}, batch rows = store examples {self._indices(step).tolist()}"
+
+    def _indices(self, step: int) -> np.ndarray:
         epoch, position = divmod(step, self.steps_per_epoch)
         if epoch != self._epoch:
             self._epoch, self._perm = epoch, np.random.default_rng([self.seed, epoch]).permutation(len(self.store))
@@ -71,8 +83,7 @@ class StoreSource:
         # Sorted within the global batch (sequential memmap reads), then this rank's slice: example i of the
         # global batch is the same example however many ranks there are.
         indices = np.sort(self._perm[start : start + self.global_batch_size])
-        indices = indices[self.rank * self.local : (self.rank + 1) * self.local]
-        return {key: np.asarray(array[indices]) for key, array in self.store.arrays.items()}
+        return indices[self.rank * self.local : (self.rank + 1) * self.local]
 
 
 class StepBatches(IterableDataset):
@@ -86,7 +97,11 @@ class StepBatches(IterableDataset):
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         for step in count(self.start_step + worker, num_workers):
-            yield to_model_batch(self.source.batch(step))
+            try:
+                batch = to_model_batch(self.source.batch(step))
+            except DataError as err:  # say which store examples (or generated batch) the bad row came from
+                raise DataError(f"{self.source.where(step)}: {err}") from err
+            yield batch
 
 
 def eval_batches(
@@ -107,6 +122,11 @@ def eval_batches(
             arrays = {key: np.asarray(array[start : start + size]) for key, array in source.arrays.items()}
         else:
             arrays = source(size, np.random.default_rng([seed, chunk]))
-        batch = to_model_batch(arrays)
+        try:
+            batch = to_model_batch(arrays)
+        except DataError as err:
+            what = f"{source.path}: examples {start}..{start + size - 1}" if isinstance(source, Store) else (
+                f"generated evaluation chunk {chunk} (seed {seed})")
+            raise DataError(f"{what}: {err}") from err
         batch["index"] = torch.arange(start, start + size)  # position in the split: seeds evaluation's slot noise
         yield batch
