@@ -28,6 +28,7 @@ default (set OMP_NUM_THREADS, pin with taskset); the header records them.
 """
 
 import argparse
+import contextlib
 import ctypes
 import datetime
 import json
@@ -49,11 +50,22 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from slotattn.config import load_config
+from slotattn.engine import resolve_precision
 from slotattn.models import build_model
 from slotattn.nn import SlotAttention
 
 RECIPES = ("tetrominoes", "multi_dsprites", "clevr6")
-MODELS = ("slotattn", "reference", "lucidrains")
+# Variant -> (implementation, precision, channels-last). "fast" is slotattn's default training path: the precision
+# `train.precision=auto` picks on the device (bf16 where it runs natively) -- its default. The reference also runs
+# under the same bf16 autocast + channels-last, the fair comparison for the mixed-precision path.
+VARIANTS = {
+    "reference": ("reference", "fp32", False),
+    "reference-bf16cl": ("reference", "bf16", True),
+    "lucidrains": ("lucidrains", "fp32", False),
+    "slotattn-fp32": ("slotattn", "fp32", True),
+    "slotattn-fast": ("slotattn", "auto", True),
+}
+MODELS = tuple(VARIANTS)
 QUICK_BATCH = {"tetrominoes": 16, "multi_dsprites": 8, "clevr6": 4}  # full runs use the recipe's batch (64)
 LEARNING_RATE = 4e-4
 
@@ -80,7 +92,19 @@ def reference_kwargs(recipe: str) -> dict:
             "decoder_out_kernel_size": m.decoder_out_kernel_size}
 
 
+def precision_of(variant: str, device: str) -> str:
+    """"fp32" or "bf16": the variant's precision, with slotattn's "auto" resolved as training resolves it."""
+    return resolve_precision(VARIANTS[variant][1], torch.device(device))
+
+
+def autocast(variant: str, device: str):
+    if precision_of(variant, device) == "bf16":
+        return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def build(recipe: str, name: str, device: str) -> nn.Module:
+    """The implementation `name` ("slotattn", "reference" or "lucidrains") of `recipe`, seeded."""
     torch.manual_seed(0)
     if name == "slotattn":
         model = build_model(load_config(recipe))
@@ -96,29 +120,35 @@ def num_params(model: nn.Module) -> int:
 
 
 def reconstruction(name: str, model: nn.Module, image: torch.Tensor) -> torch.Tensor:
-    """The combined reconstruction [B, 3, H, W]; the TF port returns it channel-last, as the official model."""
+    """The combined reconstruction [B, 3, H, W] in float32; the TF port returns it channel-last, as the official
+    model does."""
     if name == "slotattn":
-        return model(image).recon
-    return model(image)[0].permute(0, 3, 1, 2)
+        return model(image).recon.float()
+    return model(image)[0].permute(0, 3, 1, 2).float()
 
 
 class Runner:
     """One model with its optimiser: `train()` and `infer()` each run one step and return its seconds."""
 
-    def __init__(self, recipe: str, name: str, batch: int, device: str):
-        self.name, self.device = name, device
-        self.model = build(recipe, name, device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LEARNING_RATE)
+    def __init__(self, recipe: str, variant: str, batch: int, device: str):
+        self.variant, self.device = variant, device
+        self.name, _, channels_last = VARIANTS[variant]
+        self.model = build(recipe, self.name, device)
         resolution = load_config(recipe).model.resolution
         generator = torch.Generator().manual_seed(1)
         # Content does not change the cost of any layer; a fixed random batch in [-1, 1] keeps data out of timings.
         self.image = (torch.rand(batch, 3, *resolution, generator=generator) * 2 - 1).to(device)
+        if channels_last and self.name != "slotattn":  # slotattn's models are channels-last by construction
+            self.model = self.model.to(memory_format=torch.channels_last)
+            self.image = self.image.contiguous(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=LEARNING_RATE)
 
     def train(self) -> float:
         sync(self.device)
         start = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = F.mse_loss(reconstruction(self.name, self.model, self.image), self.image)
+        with autocast(self.variant, self.device):
+            loss = F.mse_loss(reconstruction(self.name, self.model, self.image), self.image)
         loss.backward()
         self.optimizer.step()
         sync(self.device)
@@ -127,7 +157,7 @@ class Runner:
     def infer(self) -> float:
         sync(self.device)
         start = time.perf_counter()
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.variant, self.device):
             reconstruction(self.name, self.model, self.image)
         sync(self.device)
         return time.perf_counter() - start
@@ -231,10 +261,9 @@ def memory_child(recipe: str, name: str, batch: int, device: str) -> None:
 
 
 def measure_peaks(device: str, quick: bool, repeats: int) -> dict[str, float]:
-    """Best float32 GFLOP/s of a large square matmul and of a 5x5, 64 -> 64 channel convolution (the model's)."""
+    """Best GFLOP/s of a large square matmul and of a 5x5, 64 -> 64 channel convolution (the model's), in float32
+    and in bfloat16 (the convolution channels-last, the layout oneDNN/cuDNN run bfloat16 fastest in)."""
     n = 2048 if quick else 4096
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
     x = torch.randn(4 if quick else 16, 64, 64, 64, device=device)
     conv = nn.Conv2d(64, 64, 5, padding=2).to(device)
     conv_flops = 2 * x.shape[0] * 64 * 64 * 25 * x.shape[2] * x.shape[3]
@@ -250,11 +279,17 @@ def measure_peaks(device: str, quick: bool, repeats: int) -> dict[str, float]:
             best = min(best, time.perf_counter() - start)
         return best
 
+    peaks: dict = {"matmul_size": n, "conv_input": list(x.shape)}
     with torch.no_grad():
-        matmul = 2 * n**3 / timed(lambda: a @ b) / 1e9
-        convolution = conv_flops / timed(lambda: conv(x)) / 1e9
-    return {"matmul_gflops": matmul, "matmul_size": n, "conv_gflops": convolution,
-            "conv_input": list(x.shape)}
+        for dtype, tag in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
+            a = torch.randn(n, n, device=device, dtype=dtype)
+            b = torch.randn(n, n, device=device, dtype=dtype)
+            peaks[f"matmul_gflops_{tag}"] = 2 * n**3 / timed(lambda: a @ b) / 1e9
+            layout = torch.channels_last if dtype == torch.bfloat16 else torch.contiguous_format
+            c = conv.to(dtype=dtype, memory_format=layout)
+            xi = x.to(dtype=dtype).contiguous(memory_format=layout)
+            peaks[f"conv_gflops_{tag}"] = conv_flops / timed(lambda: c(xi)) / 1e9
+    return peaks
 
 
 def bench_recipe(recipe: str, names: list[str], batch: int, repeats: int, device: str, memory: bool) -> list[dict]:
@@ -264,8 +299,8 @@ def bench_recipe(recipe: str, names: list[str], batch: int, repeats: int, device
            else f"{difference:.1e}"))
     runners = {n: Runner(recipe, n, batch, device) for n in names}
     params = {n: num_params(r.model) for n, r in runners.items()}
-    if params["slotattn"] != params["reference"]:
-        raise RuntimeError(f"{recipe}: slotattn has {params['slotattn']} parameters but the reference port "
+    if params["slotattn-fp32"] != params["reference"]:
+        raise RuntimeError(f"{recipe}: slotattn has {params['slotattn-fp32']} parameters but the reference port "
                            f"{params['reference']}; the two must be the same model")
     # The warm-up step of each model runs under the FLOP counter (it runs the real kernels).
     flops = {n: {"train": count_flops(r.train) / batch, "infer": count_flops(r.infer) / batch}
@@ -275,8 +310,9 @@ def bench_recipe(recipe: str, names: list[str], batch: int, repeats: int, device
     del runners
     rows = []
     for n in names:
-        row = {"recipe": recipe, "model": n, "batch": batch, "params": params[n],
-               "max_recon_difference_vs_reference": difference if n == "slotattn" else None,
+        row = {"recipe": recipe, "model": n, "precision": precision_of(n, device), "batch": batch,
+               "params": params[n],
+               "max_recon_difference_vs_reference": difference if n == "slotattn-fp32" else None,
                "train_images_per_s": batch / statistics.median(train[n]), "train_seconds": train[n],
                "infer_images_per_s": batch / statistics.median(infer[n]), "infer_seconds": infer[n],
                "train_gflop_per_image": flops[n]["train"] / 1e9, "infer_gflop_per_image": flops[n]["infer"] / 1e9}
@@ -296,9 +332,11 @@ def bench_module(names: list[str], batch: int, num_inputs: int, repeats: int, de
     torch.manual_seed(0)
     modules = {}
     for n in names:
-        if n == "slotattn":
+        impl = VARIANTS[n][0]
+        torch.manual_seed(0)
+        if impl == "slotattn":
             modules[n] = SlotAttention(num_slots=num_slots, slot_size=size, input_size=size)
-        elif n == "reference":
+        elif impl == "reference":
             modules[n] = reference_model.SlotAttention(3, num_slots, size, 128, input_size=size)
         else:
             modules[n] = peers.lucidrains_slot_attention(num_slots, size, 3, 128)
@@ -307,8 +345,9 @@ def bench_module(names: list[str], batch: int, num_inputs: int, repeats: int, de
     inputs = torch.randn(batch, num_inputs, size, generator=torch.Generator().manual_seed(1)).to(device)
 
     def slots_of(n: str, x: torch.Tensor) -> torch.Tensor:
-        out = modules[n](x)
-        return out[0] if n == "slotattn" else out  # slotattn returns (slots, attn)
+        with autocast(n, device):
+            out = modules[n](x)
+        return (out[0] if VARIANTS[n][0] == "slotattn" else out).float()  # slotattn returns (slots, attn)
 
     def forward(n: str) -> Callable[[], float]:
         def run() -> float:
@@ -340,7 +379,8 @@ def bench_module(names: list[str], batch: int, num_inputs: int, repeats: int, de
     fwd_bwd = interleaved({n: forward_backward(n) for n in names}, repeats)
     rows = []
     for n in names:
-        rows.append({"model": n, "batch": batch, "num_inputs": num_inputs, "num_slots": num_slots,
+        rows.append({"model": n, "precision": precision_of(n, device), "batch": batch, "num_inputs": num_inputs,
+                     "num_slots": num_slots,
                      "slot_size": size, "params": params[n],
                      "forward_ms": 1e3 * statistics.median(fwd[n]), "forward_seconds": fwd[n],
                      "forward_backward_ms": 1e3 * statistics.median(fwd_bwd[n]), "forward_backward_seconds": fwd_bwd[n],
@@ -356,33 +396,41 @@ def fmt_ratio(value: float | None) -> str:
 
 
 def tables(recipe_rows: list[dict], module_rows: list[dict], peaks: dict[str, float], device: str) -> str:
-    lines = ["### Peaks (float32, measured in this run: the better of a probe before and after the models)", "",
-             "| operation | GFLOP/s |", "|---|---:|",
-             f"| matmul {peaks['matmul_size']}×{peaks['matmul_size']} | {peaks['matmul_gflops']:.0f} |",
-             f"| conv 5×5 64→64, input {peaks['conv_input']} | {peaks['conv_gflops']:.0f} |", ""]
+    lines = ["### Peaks (measured in this run: the better of a probe before and after the models)", "",
+             "| operation | float32 GFLOP/s | bfloat16 GFLOP/s |", "|---|---:|---:|",
+             f"| matmul {peaks['matmul_size']}×{peaks['matmul_size']} | {peaks['matmul_gflops_fp32']:.0f} | "
+             f"{peaks['matmul_gflops_bf16']:.0f} |",
+             f"| conv 5×5 64→64, input {peaks['conv_input']} (bf16: channels-last) | {peaks['conv_gflops_fp32']:.0f} | "
+             f"{peaks['conv_gflops_bf16']:.0f} |", ""]
     memory_kind = ("CUDA max_memory_allocated" if device.startswith("cuda") else "CPU peak RSS - RSS before")
     if recipe_rows:
-        lines += ["### Training and inference (ratios: against the reference in the same run)", "",
-                  (f"| recipe | model | params | batch | train img/s | ×ref | infer img/s | ×ref | "
+        lines += ["### Training and inference", "",
+                  "Ratios: ×ref against the plain reference (float32) in the same run; ×ref-bf16cl against the "
+                  "reference under the same bf16 autocast + channels-last.", "",
+                  (f"| recipe | variant | precision | batch | train img/s | ×ref | ×ref-bf16cl | infer img/s | ×ref | "
                    f"train peak MiB ({memory_kind}) | ×ref | infer peak MiB | ×ref |"),
-                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        reference = {r["recipe"]: r for r in recipe_rows if r["model"] == "reference"}
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        by_recipe = {(r["recipe"], r["model"]): r for r in recipe_rows}
         for r in recipe_rows:
-            ref = reference[r["recipe"]]
+            ref = by_recipe[(r["recipe"], "reference")]
+            ref_bf16 = by_recipe.get((r["recipe"], "reference-bf16cl"))
+            vs_bf16 = r["train_images_per_s"] / ref_bf16["train_images_per_s"] if ref_bf16 else None
             mem = [f"{r[k]:.0f} | {fmt_ratio(r[k] / ref[k] if ref[k] > 0 else None)}" if k in r else "n/a | n/a"
                    for k in ("train_peak_mib", "infer_peak_mib")]
             lines.append(
-                f"| {r['recipe']} | {r['model']} | {r['params']:,} | {r['batch']} | {r['train_images_per_s']:.2f} | "
-                f"{fmt_ratio(r['train_images_per_s'] / ref['train_images_per_s'])} | {r['infer_images_per_s']:.2f} | "
-                f"{fmt_ratio(r['infer_images_per_s'] / ref['infer_images_per_s'])} | {mem[0]} | {mem[1]} |")
+                f"| {r['recipe']} | {r['model']} | {r['precision']} | {r['batch']} | {r['train_images_per_s']:.2f} | "
+                f"{fmt_ratio(r['train_images_per_s'] / ref['train_images_per_s'])} | {fmt_ratio(vs_bf16)} | "
+                f"{r['infer_images_per_s']:.2f} | {fmt_ratio(r['infer_images_per_s'] / ref['infer_images_per_s'])} | "
+                f"{mem[0]} | {mem[1]} |")
         for r in recipe_rows:
-            if r["model"] == "slotattn":
+            if r["model"] == "slotattn-fp32":
                 d = r["max_recon_difference_vs_reference"]
                 lines.append(f"\n{r['recipe']}: slotattn vs reference with shared weights and slot noise, max |Δ recon| "
                              + ("not comparable (stride-2 decoder: TF SAME crop vs PyTorch output_padding)"
                                 if d is None else f"= {d:.1e}"))
-        lines += ["", "### FLOPs (FlopCounterMode) and the achieved fraction of the measured peaks", "",
-                  ("| recipe | model | GFLOP/img train | GFLOP/img infer | achieved train GFLOP/s | "
+        lines += ["", "### FLOPs (FlopCounterMode) and the achieved fraction of the measured peaks of the row's "
+                  "precision", "",
+                  ("| recipe | variant | GFLOP/img train | GFLOP/img infer | achieved train GFLOP/s | "
                    "% of matmul peak | % of conv peak |"), "|---|---|---:|---:|---:|---:|---:|"]
         for r in recipe_rows:
             lines.append(f"| {r['recipe']} | {r['model']} | {r['train_gflop_per_image']:.2f} | "
@@ -393,14 +441,16 @@ def tables(recipe_rows: list[dict], module_rows: list[dict], peaks: dict[str, fl
     if module_rows:
         m0 = module_rows[0]
         ref = next(r for r in module_rows if r["model"] == "reference")
+        luci = next((r for r in module_rows if r["model"] == "lucidrains"), None)
         lines += [(f"### Slot Attention module alone (batch {m0['batch']}, N = {m0['num_inputs']}, "
                    f"K = {m0['num_slots']}, D = {m0['slot_size']}, T = 3)"), "",
-                  ("| implementation | params | forward ms | speed-up | forward+backward ms | speed-up | "
-                   "GFLOP fwd | GFLOP fwd+bwd |"), "|---|---:|---:|---:|---:|---:|---:|---:|"]
+                  ("| variant | precision | params | forward ms | ×ref | forward+backward ms | ×ref | ×lucidrains | "
+                   "GFLOP fwd | GFLOP fwd+bwd |"), "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in module_rows:
-            lines.append(f"| {r['model']} | {r['params']:,} | {r['forward_ms']:.1f} | "
+            vs_luci = luci["forward_backward_ms"] / r["forward_backward_ms"] if luci else None
+            lines.append(f"| {r['model']} | {r['precision']} | {r['params']:,} | {r['forward_ms']:.1f} | "
                          f"{fmt_ratio(ref['forward_ms'] / r['forward_ms'])} | {r['forward_backward_ms']:.1f} | "
-                         f"{fmt_ratio(ref['forward_backward_ms'] / r['forward_backward_ms'])} | "
+                         f"{fmt_ratio(ref['forward_backward_ms'] / r['forward_backward_ms'])} | {fmt_ratio(vs_luci)} | "
                          f"{r['forward_gflop']:.2f} | {r['forward_backward_gflop']:.2f} |")
         lines.append("")
     return "\n".join(lines)
@@ -415,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, help="training/inference batch for every recipe (default: the "
                         "recipe's train.batch_size, or the --quick batches)")
     parser.add_argument("--repeats", type=int, help="timed steps per model (default 3 with --quick, else 10)")
+    parser.add_argument("--variants", help=f"comma-separated subset of {MODELS} (default: all)")
     parser.add_argument("--module-batch", type=int, default=32, help="batch of the module-alone benchmark")
     parser.add_argument("--module-inputs", type=int, default=4096, help="N of the module-alone benchmark")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
@@ -422,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", action="store_true",
                         help="then run benchmarks/data_throughput.py too (with --quick when --quick; CPU training)")
     parser.add_argument("--out", help="also write the results as JSON here")
-    parser.add_argument("--memory-child", nargs=2, metavar=("RECIPE", "MODEL"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", nargs=2, metavar=("RECIPE", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -439,6 +490,11 @@ def main(argv: list[str] | None = None) -> int:
     if not peers.available():
         log(peers.MISSING)
         names.remove("lucidrains")
+    if args.variants:
+        names = [n for n in args.variants.split(",") if n]
+        unknown = [n for n in names if n not in VARIANTS]
+        if unknown or not {"reference", "slotattn-fp32"} <= set(names):
+            parser.error(f"--variants: choose from {MODELS}, including reference and slotattn-fp32")
 
     started = time.perf_counter()
     log(f"peaks ({args.device}) ...")
@@ -456,11 +512,12 @@ def main(argv: list[str] | None = None) -> int:
     # Peaks again at the end, keeping the better of the two: a transient load on a shared machine lowers one probe.
     log(f"peaks again ({args.device}) ...")
     again = measure_peaks(args.device, args.quick, repeats)
-    for key in ("matmul_gflops", "conv_gflops"):
-        peaks[key] = max(peaks[key], again[key])
-    for row in recipe_rows:
-        row["train_fraction_of_matmul_peak"] = row["train_achieved_gflops"] / peaks["matmul_gflops"]
-        row["train_fraction_of_conv_peak"] = row["train_achieved_gflops"] / peaks["conv_gflops"]
+    for key in again:
+        if key.endswith(("_fp32", "_bf16")):
+            peaks[key] = max(peaks[key], again[key])
+    for row in recipe_rows:  # against the peaks of the row's own precision
+        row["train_fraction_of_matmul_peak"] = row["train_achieved_gflops"] / peaks[f"matmul_gflops_{row['precision']}"]
+        row["train_fraction_of_conv_peak"] = row["train_achieved_gflops"] / peaks[f"conv_gflops_{row['precision']}"]
 
     total = time.perf_counter() - started
     device_name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"

@@ -35,7 +35,9 @@ def train_losses(run_dir):
 def trained(tmp_path_factory):
     """One debug run shared by the read-only tests below."""
     run_dir = tmp_path_factory.mktemp("cli") / "run"
-    assert cli.main(["train", "--config", "debug", "--run-dir", str(run_dir), "--no-progress"]) == 0
+    # float32 explicitly: the default precision ("auto") depends on the machine's bfloat16 support.
+    assert cli.main(["train", "--config", "debug", "--run-dir", str(run_dir), "--no-progress",
+                     "--set", "train.precision=fp32"]) == 0
     return run_dir
 
 
@@ -55,7 +57,7 @@ def test_train_writes_checkpoint_metrics_config_and_figure(trained):
 def test_resume_gives_the_same_losses_and_parameters_as_an_uninterrupted_run(tmp_path, trained):
     run_dir = tmp_path / "resumed"
     assert cli.main(["train", "--config", "debug", "--run-dir", str(run_dir), "--no-progress",
-                     "--set", "train.steps=3"]) == 0
+                     "--set", "train.steps=3", "--set", "train.precision=fp32"]) == 0
     assert cli.main(["train", "--run-dir", str(run_dir), "--resume", "--no-progress", "--set", "train.steps=6"]) == 0
     assert train_losses(run_dir) == train_losses(trained)
     a = load_checkpoint(latest_checkpoint(run_dir))["model"]
@@ -325,3 +327,13 @@ def test_bf16_mixed_precision_trains_close_to_fp32(trained, tmp_path, capsys):
     bf16, fp32 = train_losses(run_dir), train_losses(trained)
     assert all(math.isfinite(x) for x in bf16)
     assert bf16 != fp32 and bf16 == pytest.approx(fp32, rel=0.05)  # different arithmetic, same learning
+
+
+def test_auto_precision_is_bf16_exactly_where_the_device_runs_it_natively(monkeypatch):
+    from slotattn.engine import resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    for native in (True, False):
+        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+        assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")

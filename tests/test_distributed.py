@@ -18,7 +18,9 @@ from slotattn.runlog import read_metrics
 def settings(store, steps):
     return ["--set", f"data.path={store}", "--set", f"data.eval_path={store}", "--set", "train.batch_size=8",
             "--set", f"train.steps={steps}", "--set", "train.eval_every=2", "--set", "train.ckpt_every=2",
-            "--set", "train.vis_every=2", "--set", "data.num_eval=12", "--set", "train.eval_batch_size=4"]
+            "--set", "train.vis_every=2", "--set", "data.num_eval=12", "--set", "train.eval_batch_size=4",
+            # float32: the comparison below is DDP against one process; bfloat16 rounding would blur it
+            "--set", "train.precision=fp32"]
 
 
 def torchrun(args, run_dir):

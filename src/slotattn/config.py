@@ -83,7 +83,11 @@ class TrainConfig:
     eval_batch_size: int = 64
     tensorboard: bool = False
     max_minutes: float | None = None  # wall-clock budget of one invocation: stop early, evaluate, checkpoint
-    precision: str = "fp32"  # training forward/loss: fp32 (paper) | bf16 (torch.autocast; evaluation stays fp32)
+    # Training forward/loss: "fp32" (as the paper) | "bf16" (torch.autocast: convolutions and the big matmuls in
+    # bfloat16, normalisations/softmax/loss in float32; evaluation always float32) | "auto": bf16 where the device
+    # runs it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX), else fp32. Learning curves of both in
+    # benchmarks/README.md.
+    precision: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class Config:
 
 
 TASKS = ("object_discovery", "set_prediction")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -175,8 +180,8 @@ def _apply(cfg: Any, updates: dict[str, Any], prefix: str = "") -> Any:
 
 def validate(cfg: Config) -> Config:
     """Cross-field checks that single field types cannot express."""
-    if cfg.train.precision not in ("fp32", "bf16"):
-        raise ConfigError(f"config key 'train.precision' must be 'fp32' or 'bf16', got {cfg.train.precision!r}")
+    if cfg.train.precision not in PRECISIONS:
+        raise ConfigError(f"config key 'train.precision' must be one of {PRECISIONS}, got {cfg.train.precision!r}")
     if cfg.task not in TASKS:
         raise ConfigError(f"config key 'task' must be one of {TASKS}, got {cfg.task!r}")
     positive = {

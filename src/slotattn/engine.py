@@ -213,7 +213,10 @@ def train(
     metrics: dict[str, float] = {}
     stop = _Stop()
     stop.install()
-    use_bf16 = cfg.train.precision == "bf16"
+    precision = resolve_precision(cfg.train.precision, device)
+    if main:
+        log.info("training precision: %s (train.precision=%s)", precision, cfg.train.precision)
+    use_bf16 = precision == "bf16"
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
     model.train()
     started = time.perf_counter()
@@ -304,6 +307,21 @@ def train(
             bar.close()
         runlog.close()
     return metrics
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The training precision "auto" stands for on `device`: "bf16" where bfloat16 runs natively, else "fp32".
+
+    CUDA: `torch.cuda.is_bf16_supported()` (Ampere and later). CPU: oneDNN's bfloat16 support, i.e. AVX512-BF16
+    or AMX instructions; emulated bfloat16 elsewhere would be slower than float32.
+    """
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    return "fp32"
 
 
 @torch.no_grad()

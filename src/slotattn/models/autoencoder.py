@@ -7,6 +7,7 @@ import torch
 from slotattn.models.base import SlotModel
 from slotattn.models.outputs import AutoEncoderOutput
 from slotattn.nn import SpatialBroadcastDecoder
+from slotattn.nn.precision import full_precision
 from slotattn.shapes import Float, Tensor
 
 
@@ -97,6 +98,7 @@ class SlotAttentionAutoEncoder(SlotModel):
                 f"(broadcast {tuple(decoder_broadcast_size)} x upsampling {self.decoder.upsampling}) "
                 f"but the resolution is {self.resolution}"
             )
+        self.use_channels_last()
 
     # The public entry point checks the image itself, so that a user gets the ValueError above rather than the
     # run-time annotation checker's TypeError under pytest; everything it calls stays annotation-checked.
@@ -117,7 +119,7 @@ class SlotAttentionAutoEncoder(SlotModel):
         """
         slots, attn = self.group(image, num_slots, num_iterations, slots_init, generator, noise)
         decoded = self.decoder(slots)  # (B, K, 4, H, W)
-        recons, mask_logits = decoded.split([3, 1], dim=2)
+        recons, mask_logits = full_precision(decoded).split([3, 1], dim=2)  # compositing in float32 (autocast)
         masks = mask_logits.softmax(dim=1)  # alpha masks normalised over slots (Sec. 2.2)
         recon = (recons * masks).sum(dim=1)  # (B, 3, H, W)
         return AutoEncoderOutput(recon=recon, recons=recons, masks=masks, slots=slots, attn=attn)

@@ -9,6 +9,7 @@ models, the engine (which draws slot noise from `num_slots` x `slot_size`) and t
 import torch
 from torch import nn
 
+from slotattn.nn.precision import autocast_disabled, full_precision
 from slotattn.nn import SlotAttention
 from slotattn.nn.slot_attention import LAYER_NORM_EPS, GaussianSlotInit, glorot_uniform_like_keras_
 from slotattn.shapes import Float, Tensor
@@ -173,17 +174,18 @@ class SoftKMeans(GaussianSlotInit, nn.Module):
         if num_iterations < 1:
             raise ValueError(f"SoftKMeans: num_iterations must be >= 1, got {num_iterations}")
         slots = self.initial_slots(inputs.shape[0], num_slots, slots_init, generator, noise)
-        x = self.norm_inputs(inputs)
+        x = self.norm_inputs(full_precision(inputs))
         attn = inputs.new_empty(0)
-        for _ in range(num_iterations):
-            logits = torch.einsum("bkd,bnd->bkn", slots, x)  # (B, K, N)
-            if self.similarity == "distance":
-                # -||x - mu||^2 = 2<x, mu> - ||mu||^2 - ||x||^2, written out so no [B, K, N, D] tensor is built
-                logits = 2 * logits - slots.square().sum(-1, keepdim=True) - x.square().sum(-1)[:, None, :]
-            attn = (logits * self.slot_size**-0.5).softmax(dim=1)  # E step: soft assignment, over slots
-            weights = attn + self.epsilon
-            weights = weights / weights.sum(dim=-1, keepdim=True)
-            slots = torch.einsum("bkn,bnd->bkd", weights, x)  # M step: weighted mean of the inputs
+        with autocast_disabled(x):  # a baseline: the whole clustering in float32 under mixed precision
+            for _ in range(num_iterations):
+                logits = torch.einsum("bkd,bnd->bkn", slots, x)  # (B, K, N)
+                if self.similarity == "distance":
+                    # -||x - mu||^2 = 2<x, mu> - ||mu||^2 - ||x||^2, written out so no [B, K, N, D] tensor is built
+                    logits = 2 * logits - slots.square().sum(-1, keepdim=True) - x.square().sum(-1)[:, None, :]
+                attn = (logits * self.slot_size**-0.5).softmax(dim=1)  # E step: soft assignment, over slots
+                weights = attn + self.epsilon
+                weights = weights / weights.sum(dim=-1, keepdim=True)
+                slots = torch.einsum("bkn,bnd->bkd", weights, x)  # M step: weighted mean of the inputs
         return slots, attn
 
 

@@ -5,6 +5,7 @@ import typing
 import torch
 
 from slotattn.models.base import SlotModel
+from slotattn.nn.precision import full_precision
 from slotattn.models.outputs import SetPredictionOutput
 from slotattn.nn import SlotMLP
 from slotattn.shapes import Float, Tensor
@@ -77,6 +78,7 @@ class SlotAttentionSetPredictor(SlotModel):
             use_mlp=use_mlp,
         )
         self.mlp_classifier = SlotMLP(slot_size, head_hidden_size, num_outputs)
+        self.use_channels_last()
 
     # The public entry point checks the image itself, so that a user gets the ValueError above rather than the
     # run-time annotation checker's TypeError under pytest; everything it calls stays annotation-checked.
@@ -97,5 +99,5 @@ class SlotAttentionSetPredictor(SlotModel):
         """
         slots, attn = self.group(image, num_slots, num_iterations, slots_init, generator, noise)
         # The same MLP on every slot, so the output set permutes with the slots (Sec. 2.3).
-        preds = self.mlp_classifier(slots).sigmoid()  # (B, K, P)
+        preds = full_precision(self.mlp_classifier(slots)).sigmoid()  # (B, K, P), float32 under autocast
         return SetPredictionOutput(preds=preds, slots=slots, attn=attn)

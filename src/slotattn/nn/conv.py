@@ -6,6 +6,7 @@ bottom/right. Stride-1 odd kernels are identical either way.
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -48,7 +49,43 @@ class ConvTranspose2dSame(nn.ConvTranspose2d):
         if (sh, sw) == (1, 1) and kh % 2 == 1 and kw % 2 == 1:
             return F.conv_transpose2d(x, self.weight, self.bias, padding=(kh // 2, kw // 2))
         height, width = x.shape[-2] * sh, x.shape[-1] * sw
-        top, _ = same_padding(height, kh, sh)
-        left, _ = same_padding(width, kw, sw)
-        out = super().forward(x)  # (B, Cout, (h-1)*s+k, (w-1)*s+k)
-        return out[..., top : top + height, left : left + width]
+        top, left = self.crop_start(tuple(x.shape[-2:]))
+        # PyTorch's `padding` drops `top` rows at both ends of the full output; `output_padding` then extends the
+        # bottom so that the size is a multiple of the stride, and the slice drops what TF drops beyond `top`.
+        # (Odd-sized outputs, e.g. the full (h-1)*s+k rows, run on a ~7x slower oneDNN path in bf16 with bias.)
+        sizes = [(n - 1) * s - 2 * p + k for n, s, p, k in zip(x.shape[-2:], (sh, sw), (top, left), (kh, kw))]
+        extend = [(-size) % s for size, s in zip(sizes, (sh, sw))]
+        out = F.conv_transpose2d(x, self.weight, self.bias, stride=(sh, sw), padding=(top, left),
+                                 output_padding=tuple(extend))
+        return out[..., :height, :width]
+
+    def crop_start(self, in_size: tuple[int, int]) -> tuple[int, int]:
+        """(top, left) rows/columns TF drops from the full transposed-conv output for an input of `in_size`."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        return same_padding(in_size[0] * sh, kh, sh)[0], same_padding(in_size[1] * sw, kw, sw)[0]
+
+    def broadcast_kernel(self, in_size: tuple[int, int]) -> Float[Tensor, "Cin H W Cout"]:
+        """This layer's response to a spatially constant input, one input channel at a time (bias excluded).
+
+        For x[c, y, x] = s[c] everywhere on the `in_size` grid, `forward(x) - bias` equals
+        einsum("c,chwo->ohw", s, broadcast_kernel(in_size)): output pixel (Y, X) sums the kernel taps that land on
+        an input pixel, so the border pixels see partial sums. Computed from the weight with two 0/1 tap matrices
+        (Y, i) and (X, j) -- differentiable, and cheap: Cin * Cout * H * W * k values, against the full layer's
+        Cin * Cout * H * W * k^2 multiply-adds per broadcast image.
+        """
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        top, left = self.crop_start(in_size)
+        rows = _tap_matrix(in_size[0], sh, kh, top, self.weight)
+        cols = _tap_matrix(in_size[1], sw, kw, left, self.weight)
+        return torch.einsum("yi,coij,xj->cyxo", rows, self.weight, cols)
+
+
+def _tap_matrix(size: int, stride: int, kernel: int, start: int, like: Tensor) -> Float[Tensor, "H k"]:
+    """taps[Y, i] = 1 when kernel tap i of some input pixel y in [0, size) lands on output pixel Y.
+
+    A transposed convolution adds input pixel y times tap i to full-output pixel y * stride + i; output pixel Y of
+    the cropped output is full pixel Y + start.
+    """
+    out = torch.arange(size * stride).unsqueeze(1) + start - torch.arange(kernel).unsqueeze(0)  # (Y, i): y * stride
+    hit = (out % stride == 0) & (out >= 0) & (out < size * stride)
+    return hit.to(device=like.device, dtype=like.dtype)

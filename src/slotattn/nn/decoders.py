@@ -55,6 +55,25 @@ class SpatialBroadcastDecoder(nn.Module):
 
     def forward(self, slots: Float[Tensor, "B K D"]) -> Float[Tensor, "B K Cout H W"]:
         batch_size, num_slots, slot_size = slots.shape
-        x = slots.reshape(batch_size * num_slots, slot_size, 1, 1).expand(-1, -1, *self.broadcast_size)  # (B*K, D, h, w)
-        x = self.cnn(self.position(x))  # (B*K, Cout, H, W)
+        x = self.first_layer(slots.reshape(batch_size * num_slots, slot_size))  # (B*K, C1, h', w')
+        x = self.cnn[1:](x)  # (B*K, Cout, H, W)
         return x.unflatten(0, (batch_size, num_slots))
+
+    def first_layer(self, slots: Float[Tensor, "N D"]) -> Float[Tensor, "N C1 h w"]:
+        """The first transposed conv on broadcast slot + position embedding, computed without broadcasting.
+
+        The layer is linear and its input is the slot, constant over the grid, plus an embedding shared by all
+        slots, so conv(slot + pos) = conv(slot) + conv(pos), where conv(slot) is one matrix product with the
+        layer's response to constant inputs (`ConvTranspose2dSame.broadcast_kernel`) and conv(pos) runs once per
+        call instead of once per slot. Same function as `self.cnn[0](self.position(broadcast))` up to float
+        rounding, for k^2 times fewer multiply-adds (the layer is 40 % of the Tetrominoes model's FLOPs).
+        The result is channels-last in memory, the layout the following convolutions run fastest in.
+        """
+        layer = self.cnn[0]
+        kernel = layer.broadcast_kernel(self.broadcast_size)  # (D, H, W, C1)
+        out = (slots @ kernel.flatten(1)).unflatten(1, kernel.shape[1:])  # (N, H, W, C1)
+        if isinstance(self.position, SoftPositionEmbed):
+            shared = layer(self.position.embedding().unsqueeze(0))  # (1, C1, H, W), bias included
+        else:
+            shared = layer.bias.view(1, -1, 1, 1)
+        return out.permute(0, 3, 1, 2) + shared

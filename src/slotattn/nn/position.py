@@ -32,10 +32,13 @@ class SoftPositionEmbed(nn.Module):
         self.dense = nn.Linear(4, hidden_size)
         self.register_buffer("grid", build_grid(*resolution), persistent=False)
 
+    def embedding(self) -> Float[Tensor, "C h w"]:
+        """The learned embedding that `forward` adds."""
+        return self.dense(self.grid.permute(1, 2, 0)).permute(2, 0, 1)
+
     def forward(self, inputs: Float[Tensor, "B C h w"]) -> Float[Tensor, "B C h w"]:
         if tuple(inputs.shape[-2:]) != self.resolution:
             raise ValueError(
                 f"SoftPositionEmbed: expected a feature map of size {self.resolution}, got {tuple(inputs.shape[-2:])}"
             )
-        embedding = self.dense(self.grid.permute(1, 2, 0)).permute(2, 0, 1)  # (C, h, w)
-        return inputs + embedding
+        return inputs + self.embedding()

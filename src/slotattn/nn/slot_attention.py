@@ -11,6 +11,7 @@ import math
 import torch
 from torch import nn
 
+from slotattn.nn.precision import autocast_disabled, autocast_operand, full_precision
 from slotattn.shapes import Float, Tensor
 
 # Keras' LayerNormalization default, used by the official code (PyTorch's default is 1e-5).
@@ -191,27 +192,39 @@ class SlotAttention(GaussianSlotInit, nn.Module):
         slots = self.initial_slots(batch_size, num_slots, slots_init, generator, noise)
         softmax_dim = 1 if self.attention_axis == "slots" else 2
 
-        inputs = self.norm_inputs(inputs)
-        k = self.project_k(inputs)  # (B, N, D)
-        v = self.project_v(inputs)  # (B, N, D)
-        k = k * self.slot_size**-0.5  # Eq. 1 scaling; on k rather than q so it is done once, not T times
+        # Mixed precision (autocast): only the two products over the N inputs run in the lower precision; the
+        # LayerNorms, the softmax, the weighted mean's normalisation and the K-sized slot update stay float32.
+        inputs = self.norm_inputs(full_precision(inputs))  # (B, N, Din)
+        # Keys and values are linear in the inputs, so q.k_n = (q W_k).x_n and sum_n w_n v_n = (sum_n w_n x_n) W_v^T:
+        # the K queries are projected into input space and the weighted mean of the inputs is projected to a
+        # value, instead of projecting all N inputs to keys and values. The same function up to float rounding,
+        # without the two N x Din x D projections and their [B, N, D] tensors (N = 4096 for CLEVR6, K = 7).
+        input_sum = inputs.sum(dim=1, keepdim=True)  # (B, 1, Din), for the epsilon term of the weighted mean
+        num_inputs = inputs.shape[1]
+        inputs_t = autocast_operand(inputs).transpose(1, 2)  # (B, Din, N); cast once, not in every iteration
 
         attn = inputs.new_empty(0)
         for _ in range(num_iterations):
             slots_prev = slots
-            q = self.project_q(self.norm_slots(slots))  # (B, K, D)
-            logits = torch.einsum("bkd,bnd->bkn", q, k)  # (B, K, N)
+            with autocast_disabled(slots):
+                q = self.project_q(self.norm_slots(slots)) * self.slot_size**-0.5  # (B, K, D), Eq. 1 scaling
+                q_inputs = q @ self.project_k.weight  # (B, K, Din): q k_n^T = (q W_k) x_n^T
+            logits = autocast_operand(q_inputs) @ inputs_t  # (B, K, N)
             # Eq. 1: normalise over SLOTS (dim 1), so slots compete for each input; the ablation normalises over
             # the inputs (dim 2) instead, and each slot attends on its own.
-            attn = logits.softmax(dim=softmax_dim)
-            # Eq. 2 / Algorithm 1: epsilon before renormalising over inputs keeps an empty slot's update finite.
-            weights = attn + self.epsilon
-            weights = weights / weights.sum(dim=-1, keepdim=True)
-            updates = torch.einsum("bkn,bnd->bkd", weights, v)  # (B, K, D)
-            if self.gru is not None:
-                slots = self.gru(updates.flatten(0, 1), slots_prev.flatten(0, 1)).view_as(slots_prev)
-            else:
-                slots = slots_prev + updates  # ablation: ungated residual update in place of the GRU
-            if self.mlp is not None:
-                slots = slots + self.mlp(self.norm_mlp(slots))  # residual MLP
+            attn = full_precision(logits).softmax(dim=softmax_dim)
+            # Eq. 2 / Algorithm 1: weights = (attn + eps) / sum_n (attn + eps), expanded so that no [B, K, N]
+            # temporaries are needed: (attn x + eps sum_n x) / (sum_n attn + N eps). The epsilon keeps an empty
+            # slot's update finite (the mean of all values).
+            weighted = full_precision(autocast_operand(attn) @ inputs_t.transpose(1, 2))  # (B, K, Din)
+            with autocast_disabled(slots):
+                pooled = (weighted + self.epsilon * input_sum) / (attn.sum(dim=-1, keepdim=True)
+                                                                  + num_inputs * self.epsilon)
+                updates = self.project_v(pooled)  # (B, K, D)
+                if self.gru is not None:
+                    slots = self.gru(updates.flatten(0, 1), slots_prev.flatten(0, 1)).view_as(slots_prev)
+                else:
+                    slots = slots_prev + updates  # ablation: ungated residual update in place of the GRU
+                if self.mlp is not None:
+                    slots = slots + self.mlp(self.norm_mlp(slots))  # residual MLP
         return slots, attn
