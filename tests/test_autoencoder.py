@@ -141,6 +141,7 @@ def test_transposed_conv_is_the_adjoint_of_the_same_conv(stride, kernel):
     ((8, 8), (64, 64, 64, 64, 64), (2, 2, 2, 2, 1), 5),  # CLEVR6 layout
     ((5, 7), (6, 4), (3, 2), 4),  # odd strides, even kernel, non-square grid
     ((3, 3), (4,), (1,), 7),  # kernel larger than the grid: every output pixel is a border pixel
+    ((4, 4), (5, 5), (1, 3), 2),  # kernel smaller than the stride: cannot run mirrored, crops instead
 ])
 @pytest.mark.parametrize("position", [True, False])
 def test_decoder_first_layer_equals_the_convolution_of_the_broadcast_slots(broadcast, channels, strides, kernel,
@@ -157,6 +158,7 @@ def test_decoder_first_layer_equals_the_convolution_of_the_broadcast_slots(broad
         grid = s.reshape(6, 6, 1, 1).expand(-1, -1, *broadcast)
         return decoder.cnn(decoder.position(grid)).unflatten(0, (2, 3))
 
+    assert decoder.mirrored == (any(s > 1 for s in strides[1:]) and kernel >= max(strides[1:]))
     fast, slow = decoder(slots), definition(slots)
     torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
     weights = torch.randn_like(slow)
@@ -164,6 +166,16 @@ def test_decoder_first_layer_equals_the_convolution_of_the_broadcast_slots(broad
     grads_slow = torch.autograd.grad((slow * weights).sum(), [slots, *decoder.parameters()])
     for a, b in zip(grads_fast, grads_slow):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride, kernel, size", [(2, 5, 8), (2, 4, 7), (3, 5, 5), (1, 5, 6), (1, 3, 5)])
+def test_mirrored_transposed_conv_is_the_mirror_image_of_the_tf_same_one(stride, kernel, size):
+    torch.manual_seed(0)
+    convt = ConvTranspose2dSame(3, 4, kernel, stride).double()
+    x = torch.randn(2, 3, size, size + 1, dtype=torch.float64)
+    assert convt.mirrorable(x.shape[-2:])
+    expected = convt(x.flip(-2, -1)).flip(-2, -1)
+    torch.testing.assert_close(convt.forward_mirrored(x), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_channels_last_is_a_layout_not_a_function(tetro_model):

@@ -118,6 +118,25 @@ def test_export_to_safetensors_and_load_for_inference(tmp_path, uninterrupted, c
         load_model(plain)
 
 
+def test_from_pretrained_loads_local_files_and_names_and_refuses_the_wrong_model(tmp_path, uninterrupted, monkeypatch):
+    from slotattn import SlotAttentionAutoEncoder, SlotAttentionSetPredictor, pretrained
+
+    out = tmp_path / "weights" / "my_model.safetensors"
+    out.parent.mkdir()
+    assert cli.main(["export", "--checkpoint", str(uninterrupted), "--out", str(out)]) == 0
+    model = SlotAttentionAutoEncoder.from_pretrained(str(out))
+    assert isinstance(model, SlotAttentionAutoEncoder) and not model.training
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", out.parent)  # as if shipped: loaded by name
+    assert pretrained.pretrained_names() == ["my_model"]
+    by_name = SlotAttentionAutoEncoder.from_pretrained("my_model")
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(by_name.state_dict()[key], value, rtol=0, atol=0)
+    with pytest.raises(CheckpointError, match="not a SlotAttentionSetPredictor"):
+        SlotAttentionSetPredictor.from_pretrained("my_model")
+    with pytest.raises(CheckpointError, match=r"not the name of shipped weights \(available: my_model"):
+        SlotAttentionAutoEncoder.from_pretrained("no_such_model")
+
+
 def test_skip_nonfinite_counts_skipped_steps_and_leaves_parameters_untouched(tmp_path, monkeypatch):
     from slotattn.tasks import ObjectDiscoveryTask
 

@@ -28,7 +28,7 @@ from slotattn.data.errors import DataError
 from slotattn.data.store import write_store
 from slotattn.engine import NonFiniteLossError, TrainingInterrupted, evaluate, resolve_device, train, visualize
 from slotattn.models import build_model
-from slotattn.pretrained import load_model
+from slotattn.pretrained import load_model, resolve
 from slotattn.report import ReportError, write_report
 from slotattn.studies import SCALES, STUDIES, StudyError, run_study
 from slotattn.tf_import import import_tf_to_safetensors
@@ -44,8 +44,8 @@ def _tqdm(iterable=None, **kwargs):
 
 
 def _resolve_checkpoint(path: str) -> Path:
-    """A checkpoint file, or a run directory (its newest valid checkpoint)."""
-    p = Path(path)
+    """A checkpoint or exported file, a run directory (its newest valid checkpoint), or shipped weights' name."""
+    p = resolve(path)
     if p.is_dir():
         found = latest_checkpoint(p)
         if found is None:

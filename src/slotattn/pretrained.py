@@ -1,4 +1,5 @@
-"""Load a trained model for inference from a checkpoint, a run directory or an exported .safetensors file."""
+"""Load a trained model for inference from a checkpoint, a run directory, an exported .safetensors file, or the
+name of a model shipped with slotattn (`PRETRAINED`; model card in docs/models.md). Nothing is downloaded."""
 
 from pathlib import Path
 
@@ -9,14 +10,36 @@ from slotattn.config import Config, from_dict
 from slotattn.models import build_model
 
 
+# Weights shipped inside the package (src/slotattn/weights), trained by the commands in docs/models.md.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def pretrained_names() -> list[str]:
+    """Names `load_model` / `from_pretrained` accept besides paths: the shipped weights."""
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
+
+
+def resolve(path_or_name: str | Path) -> Path:
+    """A path as given if it exists, else the shipped weights of that name; a clear error otherwise."""
+    path = Path(path_or_name)
+    if path.exists():
+        return path
+    shipped = WEIGHTS_DIR / f"{path_or_name}.safetensors"
+    if isinstance(path_or_name, str) and "/" not in path_or_name and shipped.is_file():
+        return shipped
+    raise CheckpointError(f"{path_or_name}: no such file or directory, and not the name of shipped weights "
+                          f"(available: {', '.join(pretrained_names()) or 'none'}; see docs/models.md)")
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, Config]:
     """The model rebuilt from the config stored with its weights, in eval mode, and that config.
 
     Args:
-        path: `model.safetensors` written by `slotattn export`, a checkpoint `.pt`, or a run directory.
+        path: `model.safetensors` written by `slotattn export`, a checkpoint `.pt`, a run directory, or the name
+            of shipped weights (`pretrained_names()`, e.g. "tetrominoes").
         map_location: where to put the weights.
     """
-    path = Path(path)
+    path = resolve(path)
     if path.is_dir():
         found = latest_checkpoint(path)
         if found is None:

@@ -55,6 +55,20 @@ class SlotModel(nn.Module):
         self.channels_last = enabled
         return self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
 
+    @classmethod
+    def from_pretrained(cls, path_or_name: str, map_location: str | torch.device = "cpu") -> "SlotModel":
+        """A trained model in eval mode, from local files only: the name of weights shipped with slotattn
+        ("tetrominoes", "multi_dsprites"; docs/models.md), an exported `.safetensors`, a checkpoint or a run
+        directory. The architecture comes from the config stored with the weights."""
+        from slotattn.checkpoint import CheckpointError  # here, not at the top: pretrained builds the models
+        from slotattn.pretrained import load_model
+
+        model, cfg = load_model(path_or_name, map_location)
+        if not isinstance(model, cls):
+            raise CheckpointError(f"{path_or_name}: holds a {type(model).__name__} (task {cfg.task!r}), "
+                                  f"not a {cls.__name__}")
+        return model
+
     def check_image(self, image: Tensor) -> None:
         """Raise ValueError/TypeError naming expected vs received rank, channels, size, dtype and device."""
         check_image(type(self).__name__, image, 3, self.resolution, next(self.parameters(), None))

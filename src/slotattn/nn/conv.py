@@ -59,6 +59,30 @@ class ConvTranspose2dSame(nn.ConvTranspose2d):
                                  output_padding=tuple(extend))
         return out[..., :height, :width]
 
+    def mirrorable(self, in_size: tuple[int, int]) -> bool:
+        """Whether `forward_mirrored` exists for this input size: TF crops at least as much at the end as at the
+        start, by at most stride - 1 more (true for the paper's layers: k >= s, odd k at stride 1)."""
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        for size, k, s in ((in_size[0], kh, sh), (in_size[1], kw, sw)):
+            before, after = same_padding(size * s, k, s)
+            if (size - 1) * s + k < size * s or not 0 <= after - before < s:
+                return False
+        return True
+
+    def forward_mirrored(self, x: Float[Tensor, "B Cin h w"]) -> Float[Tensor, "B Cout H W"]:
+        """flip(forward(flip(x))) over both spatial axes, without flipping or cropping any activation.
+
+        Mirroring swaps TF's crop (before, after) into (after, before): PyTorch's `padding` = after crops both
+        ends, and `output_padding` = after - before gives back what TF keeps at the end. The output has exactly
+        the right size, so no slice copy follows (nor the zero-filled gradient of one). Only the small kernel is
+        flipped. A decoder made of such layers runs mirrored end to end and flips its image once.
+        """
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        crops = [same_padding(n * s, k, s) for n, k, s in zip(x.shape[-2:], (kh, kw), (sh, sw))]
+        return F.conv_transpose2d(x, self.weight.flip(-2, -1), self.bias, stride=(sh, sw),
+                                  padding=tuple(after for _, after in crops),
+                                  output_padding=tuple(after - before for before, after in crops))
+
     def crop_start(self, in_size: tuple[int, int]) -> tuple[int, int]:
         """(top, left) rows/columns TF drops from the full transposed-conv output for an input of `in_size`."""
         (kh, kw), (sh, sw) = self.kernel_size, self.stride

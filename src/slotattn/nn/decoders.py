@@ -49,17 +49,34 @@ class SpatialBroadcastDecoder(nn.Module):
         self.upsampling = 1
         for stride in strides:
             self.upsampling *= stride
+        # Run mirrored (see forward) when a strided layer after the first (a matrix product, see first_layer)
+        # would crop, and every layer after the first can run mirrored.
+        first_stride = strides[0] if strides else 1
+        size = (self.broadcast_size[0] * first_stride, self.broadcast_size[1] * first_stride)
+        self.mirrored = any(stride > 1 for stride in strides[1:])
+        for layer in layers[2::2]:
+            self.mirrored &= layer.mirrorable(size)
+            size = (size[0] * layer.stride[0], size[1] * layer.stride[1])
 
     def output_resolution(self) -> tuple[int, int]:
         return self.broadcast_size[0] * self.upsampling, self.broadcast_size[1] * self.upsampling
 
     def forward(self, slots: Float[Tensor, "B K D"]) -> Float[Tensor, "B K Cout H W"]:
         batch_size, num_slots, slot_size = slots.shape
-        x = self.first_layer(slots.reshape(batch_size * num_slots, slot_size))  # (B*K, C1, h', w')
-        x = self.cnn[1:](x)  # (B*K, Cout, H, W)
+        if self.mirrored:
+            # The whole stack runs on the mirrored image (both spatial axes flipped), where TF's SAME crops of the
+            # strided layers are PyTorch's own padding (`ConvTranspose2dSame.forward_mirrored`): the same
+            # function, without a crop copy per layer; one flip of the small Cout-channel output at the end.
+            x = self.first_layer(slots.reshape(batch_size * num_slots, slot_size), mirrored=True)
+            for layer in self.cnn[1:]:
+                x = layer.forward_mirrored(x) if isinstance(layer, ConvTranspose2dSame) else layer(x)
+            x = x.flip(-2, -1)
+        else:
+            x = self.first_layer(slots.reshape(batch_size * num_slots, slot_size))  # (B*K, C1, h', w')
+            x = self.cnn[1:](x)  # (B*K, Cout, H, W)
         return x.unflatten(0, (batch_size, num_slots))
 
-    def first_layer(self, slots: Float[Tensor, "N D"]) -> Float[Tensor, "N C1 h w"]:
+    def first_layer(self, slots: Float[Tensor, "N D"], mirrored: bool = False) -> Float[Tensor, "N C1 h w"]:
         """The first transposed conv on broadcast slot + position embedding, computed without broadcasting.
 
         The layer is linear and its input is the slot, constant over the grid, plus an embedding shared by all
@@ -71,9 +88,11 @@ class SpatialBroadcastDecoder(nn.Module):
         """
         layer = self.cnn[0]
         kernel = layer.broadcast_kernel(self.broadcast_size)  # (D, H, W, C1)
-        out = (slots @ kernel.flatten(1)).unflatten(1, kernel.shape[1:])  # (N, H, W, C1)
         if isinstance(self.position, SoftPositionEmbed):
             shared = layer(self.position.embedding().unsqueeze(0))  # (1, C1, H, W), bias included
         else:
             shared = layer.bias.view(1, -1, 1, 1)
+        if mirrored:  # both small: flipping them flips the output
+            kernel, shared = kernel.flip(1, 2), shared.flip(-2, -1)
+        out = (slots @ kernel.flatten(1)).unflatten(1, kernel.shape[1:])  # (N, H, W, C1)
         return out.permute(0, 3, 1, 2) + shared
