@@ -337,3 +337,16 @@ def test_auto_precision_is_bf16_exactly_where_the_device_runs_it_natively(monkey
     for native in (True, False):
         monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
         assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager(trained, tmp_path, capsys):
+    """train.compile=true: the same losses as the eager float32 run up to kernel rounding (about a minute of
+    compiling on a CPU core, hence opt-in)."""
+    run_dir = tmp_path / "compiled"
+    # A subprocess: the session's run-time shape checker (jaxtyping hook) cannot check dynamo's fake tensors.
+    done = subprocess.run([sys.executable, "-m", "slotattn", "train", "--config", "debug", "--run-dir", str(run_dir),
+                           "--no-progress", "--set", "train.precision=fp32", "--set", "train.compile=true"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert train_losses(run_dir) == pytest.approx(train_losses(trained), rel=1e-4)

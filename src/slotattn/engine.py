@@ -182,6 +182,8 @@ def train(
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.train.compile:
+        model = torch.compile(model)  # the training forward only; `module` (checkpoints, evaluation) stays plain
 
     def checkpoint() -> Path:
         """Rank 0 writes; every rank waits, then knows the path."""
