@@ -276,3 +276,24 @@ def test_single_scene_and_invalid_arguments():
         generate_multi_dsprites(2, np.random.default_rng(0), "colored")
     with pytest.raises(TypeError):  # TypeError from the function, or jaxtyping's TypeCheckError under the hook
         generate_multi_dsprites(3, None)
+
+
+def test_max_objects_draws_scenes_with_more_sprites_and_one_mask_per_entity():
+    data = generate_multi_dsprites(64, np.random.default_rng(0), max_objects=9)
+    assert data["mask"].shape == (64, 10, 64, 64, 1) and data["visibility"].shape == (64, 10)
+    counts = data["visibility"].sum(axis=1) - 1  # sprites, background excluded
+    assert counts.min() >= 2 and counts.max() == 9 and counts.max() > 5
+    assert ((data["mask"] == 255).sum(axis=1) == 1).all()  # still exactly one entity per pixel
+    with pytest.raises(ValueError, match=r"max_objects must be an int >= 2"):
+        generate_multi_dsprites(4, np.random.default_rng(0), max_objects=1)
+
+
+def test_max_objects_is_refused_for_a_generator_that_cannot_change_it():
+    from slotattn.data.build import generator_for
+    from slotattn.data.errors import DataError
+
+    assert generator_for("tetrominoes", None, 3) is generator_for("tetrominoes")  # its own number: fine
+    with pytest.raises(DataError, match=r"data.max_objects=5: the 'tetrominoes' generator draws 3 objects at most"):
+        generator_for("tetrominoes", None, 5)
+    with pytest.raises(DataError, match=r"multi_dsprites \(up to 10\)"):
+        generator_for("multi_dsprites", None, 11)

@@ -15,19 +15,22 @@ from slotattn.runlog import read_metrics
 from slotattn.studies import SCALES, STUDIES, StudyError, run_study
 
 TINY = ["train.steps=2", "data.num_eval=8", "train.eval_batch_size=8"]
+# The generalisation study needs a dataset whose object count can grow: the debug model on Multi-dSprites.
+MORE_OBJECTS = ["data.name=multi_dsprites", "model.resolution=[64, 64]", "model.decoder_broadcast_size=[64, 64]"]
 
 
 @pytest.fixture(scope="module")
 def studies(tmp_path_factory):
     """Every study at smoke scale, one seed, two training steps (about 10 s on one core)."""
     root = tmp_path_factory.mktemp("studies")
-    return {name: run_study(name, "smoke", root / name, seeds=1, progress=False, overrides=TINY).parent
+    return {name: run_study(name, "smoke", root / name, seeds=1, progress=False,
+                            overrides=TINY + (MORE_OBJECTS if STUDIES[name].extra_objects else [])).parent
             for name in STUDIES}
 
 
 def test_each_study_writes_one_record_per_run_and_setting(studies):
     expected_settings = {"iterations": [1, 2, 3, 4, 5, 6, 7], "slots": [4, 5, 6, 7, 8],  # debug recipe: K=4
-                         "ablations": [None], "baselines": [None]}
+                         "ablations": [None], "baselines": [None], "generalisation": [4, 8]}
     for name, study_dir in studies.items():
         doc = json.loads((study_dir / "results.json").read_text())
         records = doc["records"]
@@ -50,6 +53,23 @@ def test_each_study_writes_one_record_per_run_and_setting(studies):
     assert variants["no_encoder_position"]["use_encoder_position"] is False
     groupings = [r["model"]["grouping"] for r in records("baselines")]
     assert groupings == ["slot_attention", "slot_mlp", "soft_kmeans"]
+
+
+def test_generalisation_evaluates_on_scenes_with_more_objects_and_more_slots(studies, tmp_path):
+    from slotattn.config import load_config
+    from slotattn.data.build import build_eval_batches
+    from slotattn.studies import run_config
+
+    records = json.loads((studies["generalisation"] / "results.json").read_text())["records"]
+    assert [r["eval_max_objects"] for r in records] == [9, 9]  # Multi-dSprites: up to 5 objects, evaluated on 9
+    recipe, overrides = run_config("generalisation", "smoke", "slot_attention", 0, overrides=TINY + MORE_OBJECTS)
+    cfg = STUDIES["generalisation"].eval_config(load_config(recipe, overrides))
+    batch = next(build_eval_batches(cfg, num=64)())
+    objects = [len(ids.unique()) - 1 for ids in batch["mask_ids"]]  # entities visible besides the background
+    assert max(objects) > 5  # more than Multi-dSprites' 5, which the model was trained on
+    with pytest.raises(StudyError, match="'tetrominoes' generator draws 3 objects at most.*--config multi_dsprites"):
+        run_study("generalisation", "smoke", tmp_path / "g", seeds=1, progress=False, overrides=TINY)
+    assert not (tmp_path / "g").exists()  # refused before training anything
 
 
 def test_test_time_setting_changes_the_evaluation(studies):

@@ -57,6 +57,10 @@ class DataConfig:
     num_eval: int = 512  # examples in the held-out split when it is generated
     eval_seed: int = 1_000_003  # seed of the generated held-out split, disjoint from training seeds
     num_workers: int = 0  # DataLoader workers
+    # Generated data only (multi_dsprites, clevr6): most objects per scene instead of the dataset's own, for
+    # training and for the held-out split (None: the dataset's; eval_max_objects None: = max_objects).
+    max_objects: int | None = None
+    eval_max_objects: int | None = None
 
 
 @dataclass(frozen=True)

@@ -123,9 +123,12 @@ def find_collapsed(records: Sequence[dict[str, Any]]) -> dict[str, str]:
 
 
 def paper_number(record: dict[str, Any]) -> tuple[float, float] | None:
-    """The paper's FG-ARI for this record's model and dataset as trained, if Table 1 gives one."""
+    """The paper's FG-ARI for this record's model and dataset as trained, if Table 1 gives one (not for
+    evaluations on scenes with more objects than the training data: Table 1 is on the training distribution)."""
     model = record.get("model") or {}
     if not record.get("trained_setting") or any(model.get(k) != v for k, v in PAPER_SWITCHES.items()):
+        return None
+    if record.get("eval_max_objects") is not None:
         return None
     return PAPER_FG_ARI.get(model.get("grouping"), {}).get(record.get("dataset"))
 

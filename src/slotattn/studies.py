@@ -6,6 +6,7 @@ that into tables and figures. Scales (`SCALES`): smoke (debug recipe, seconds), 
 recipe, ~2 CPU-hours for the iterations and ablations studies together), paper (the paper's recipe, a GPU).
 """
 
+import dataclasses
 import json
 import logging
 import math
@@ -19,7 +20,8 @@ import torch
 
 from slotattn.checkpoint import latest_checkpoint
 from slotattn.config import Config, load_config
-from slotattn.data.build import build_eval_batches
+from slotattn.data.build import build_eval_batches, default_max_objects, generator_for
+from slotattn.data.errors import DataError
 from slotattn.engine import TrainingInterrupted, evaluate, resolve_device, to_device
 from slotattn.pretrained import load_model
 from slotattn.tasks import build_task
@@ -49,6 +51,8 @@ class Study:
             as trained.
         test_values: the values of `test_setting` (absolute, or offsets from the trained value if `relative`).
         relative: `test_values` are offsets from the trained value (slots: K..K+4).
+        extra_objects: evaluate on generated scenes with up to this many more objects than the training data
+            (`data.eval_max_objects`); 0 evaluates on the training distribution.
     """
 
     name: str
@@ -57,6 +61,18 @@ class Study:
     test_setting: str | None = None
     test_values: tuple[int, ...] = ()
     relative: bool = False
+    extra_objects: int = 0
+
+    def eval_config(self, cfg: Config) -> Config:
+        """The config whose held-out split the study evaluates on: the training one, or with more objects."""
+        if not self.extra_objects:
+            return cfg
+        if cfg.data.eval_path is not None:
+            raise StudyError(f"study '{self.name}' evaluates on generated scenes with more objects, but "
+                             f"data.eval_path={cfg.data.eval_path} is set")
+        trained = cfg.data.max_objects or default_max_objects(cfg.data.name, cfg.data.variant)
+        return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data,
+                                                                 eval_max_objects=trained + self.extra_objects))
 
     def settings(self, cfg: Config) -> list[int | None]:
         """The test-time values of `test_setting` for a model trained with `cfg` ([None]: as trained)."""
@@ -89,6 +105,12 @@ STUDIES: dict[str, Study] = {
             Variant("no_gru", ("model.use_gru=false",)),
             Variant("no_mlp", ("model.use_mlp=false",)),
         ),
+    ),
+    "generalisation": Study(
+        "generalisation", "Trained on the recipe's scenes with K slots; evaluated on scenes with up to 4 more "
+        "objects, with K and K+4 slots (paper Sec. 4.1: trained on CLEVR6 with 7 slots, tested on CLEVR10 with 11).",
+        (PAPER_MODEL,),
+        test_setting="num_slots", test_values=(0, 4), relative=True, extra_objects=4,
     ),
     "baselines": Study(
         "baselines", "Slot Attention against the Slot MLP and soft k-means groupings on the same encoder (Table 1).",
@@ -221,7 +243,9 @@ def evaluate_run(run_dir: str | Path, study: Study, device: str | None = None) -
     cache = run_dir / "study_eval.json"
     model, cfg = load_model(ckpt)
     settings = study.settings(cfg)
-    key = {"checkpoint": ckpt.name, "setting": study.test_setting, "values": settings}
+    cfg = study.eval_config(cfg)
+    key = {"checkpoint": ckpt.name, "setting": study.test_setting, "values": settings,
+           "eval_max_objects": cfg.data.eval_max_objects}
     if cache.exists():
         stored = json.loads(cache.read_text())
         if stored.get("key") == key:
@@ -238,7 +262,7 @@ def evaluate_run(run_dir: str | Path, study: Study, device: str | None = None) -
         metrics = evaluate(model, task, batches(), dev, seed=cfg.train.seed)
         metrics["largest_slot_share"] = _slot_share(model, next(iter(batches())), dev, cfg.train.seed)
         results.append({"setting": value, "trained_setting": value == trained, "step": _step_of(ckpt),
-                        "metrics": metrics})
+                        "eval_max_objects": cfg.data.eval_max_objects, "metrics": metrics})
     cache.write_text(json.dumps({"key": key, "results": results}, indent=1) + "\n")
     return results
 
@@ -276,6 +300,13 @@ def run_study(
     seeds = sc.seeds if seeds is None else seeds
     if seeds < 1:
         raise StudyError(f"seeds must be >= 1, got {seeds}")
+    if study.extra_objects:  # fail before training if the dataset cannot have more objects
+        first_recipe, first_overrides = run_config(name, scale, study.variants[0].name, 0, recipe, overrides)
+        eval_cfg = study.eval_config(load_config(first_recipe, first_overrides))
+        try:
+            generator_for(eval_cfg.data.name, eval_cfg.data.variant, eval_cfg.data.eval_max_objects)
+        except DataError as err:
+            raise StudyError(f"study '{name}': {err}; pass --config multi_dsprites or clevr6") from err
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []

@@ -18,10 +18,11 @@ from slotattn.data.generators.tetrominoes import generate_tetrominoes
 from slotattn.data.store import Store, open_store
 from slotattn.data.stream import GeneratedSource, GenerateFn, StoreSource, eval_batches
 
-def generate_clevr6(num: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def generate_clevr6(num: int, rng: np.random.Generator, max_objects: int = 6) -> dict[str, np.ndarray]:
     """CLEVR6 for object discovery, rendered on the fly: 320x240 scenes of 3-6 objects (clevr_with_masks layout),
-    cropped and resized to 128x128 as the official pipeline (`preprocess_clevr6`)."""
-    return preprocess_clevr6(generate_clevr_batch(num, rng, 320, 240, min_objects=3, max_objects=6))
+    cropped and resized to 128x128 as the official pipeline (`preprocess_clevr6`). `max_objects=10` gives the
+    whole clevr_with_masks distribution (the paper's "CLEVR10" generalisation test)."""
+    return preprocess_clevr6(generate_clevr_batch(num, rng, 320, 240, min_objects=3, max_objects=max_objects))
 
 
 def generate_clevr_set_prediction(num: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -51,8 +52,22 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 
-def generator_for(name: str, variant: str | None = None) -> GenerateFn:
-    """`generate(num, rng)` for a dataset (and variant; the paper's by default)."""
+# The most objects per scene of each generated dataset as specified (its paper/official distribution).
+DEFAULT_MAX_OBJECTS: dict[str, int] = {"tetrominoes": 3, "clevr6": 6, "clevr": 10}
+# Generators that can draw scenes with another number of objects (`data.max_objects`), and the largest they can.
+MAX_OBJECTS_LIMIT: dict[str, int] = {"multi_dsprites": 10, "clevr6": 10}
+
+
+def default_max_objects(name: str, variant: str | None = None) -> int:
+    """The most objects a scene of this generated dataset (and variant) has by default."""
+    if name == "multi_dsprites":
+        return MULTI_DSPRITES_VARIANTS[variant or VARIANTS[name][0]].max_objects
+    return DEFAULT_MAX_OBJECTS[name]
+
+
+def generator_for(name: str, variant: str | None = None, max_objects: int | None = None) -> GenerateFn:
+    """`generate(num, rng)` for a dataset (and variant; the paper's by default), optionally with up to
+    `max_objects` objects per scene instead of the dataset's own number (multi_dsprites and clevr6 only)."""
     if name not in GENERATORS:
         raise DataError(
             f"no generator for dataset '{name}' (available: {', '.join(sorted(GENERATORS))}); "
@@ -62,9 +77,18 @@ def generator_for(name: str, variant: str | None = None) -> GenerateFn:
     if variant is not None and variant not in variants:
         allowed = ", ".join(variants) if variants else "none"
         raise DataError(f"dataset '{name}' has no variant '{variant}' (variants: {allowed})")
+    extra = {}
+    if max_objects is not None and max_objects != default_max_objects(name, variant):
+        limit = MAX_OBJECTS_LIMIT.get(name)
+        if limit is None or not 1 <= max_objects <= limit:
+            can = ", ".join(f"{k} (up to {v})" for k, v in MAX_OBJECTS_LIMIT.items())
+            raise DataError(f"data.max_objects={max_objects}: the '{name}' generator draws "
+                            f"{default_max_objects(name, variant)} objects at most and cannot change that; "
+                            f"generators that can: {can}")
+        extra["max_objects"] = max_objects
     if variants:
-        return functools.partial(GENERATORS[name], variant=variant or variants[0])
-    return GENERATORS[name]
+        return functools.partial(GENERATORS[name], variant=variant or variants[0], **extra)
+    return functools.partial(GENERATORS[name], **extra) if extra else GENERATORS[name]
 
 
 def open_checked_store(path: str, cfg: Config) -> Store:
@@ -86,7 +110,7 @@ def build_train_source(cfg: Config, rank: int = 0, world_size: int = 1) -> Gener
     if cfg.data.path is not None:
         return StoreSource(open_checked_store(cfg.data.path, cfg), cfg.train.batch_size, cfg.train.seed,
                            rank, world_size)
-    generate = generator_for(cfg.data.name, cfg.data.variant)
+    generate = generator_for(cfg.data.name, cfg.data.variant, cfg.data.max_objects)
     return GeneratedSource(generate, cfg.train.batch_size // world_size, cfg.train.seed, rank)
 
 
@@ -95,7 +119,11 @@ def build_eval_batches(
 ) -> Callable[[], Iterator[dict[str, torch.Tensor]]]:
     """A factory of fresh iterators over the held-out split (`path` > `data.eval_path` > generated)."""
     path = path or cfg.data.eval_path
-    source: Store | GenerateFn = open_checked_store(path, cfg) if path else generator_for(cfg.data.name, cfg.data.variant)
+    if path:
+        source: Store | GenerateFn = open_checked_store(path, cfg)
+    else:
+        max_objects = cfg.data.eval_max_objects if cfg.data.eval_max_objects is not None else cfg.data.max_objects
+        source = generator_for(cfg.data.name, cfg.data.variant, max_objects)
     num = num or cfg.data.num_eval
     if isinstance(source, Store) and len(source) == 0:
         raise DataError(f"{path}: the evaluation split is empty")

@@ -65,6 +65,7 @@ colored_on_colored 10,000-14,000 images/s. About 10% of colored_on_grayscale sce
 for a hidden sprite. Wall clock on that core, shared with three other busy processes, was ~3,300 images/s.
 """
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -225,7 +226,7 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def generate_multi_dsprites(
-    num: int, rng: np.random.Generator, variant: str = "colored_on_grayscale"
+    num: int, rng: np.random.Generator, variant: str = "colored_on_grayscale", max_objects: int | None = None
 ) -> dict[str, np.ndarray]:
     """Sample ``num`` Multi-dSprites scenes in the official multi_object_datasets layout.
 
@@ -239,6 +240,8 @@ def generate_multi_dsprites(
         num: number of scenes, at least 1.
         rng: the only source of randomness; advanced by the call.
         variant: ``"binarized"``, ``"colored_on_grayscale"`` (Slot Attention's) or ``"colored_on_colored"``.
+        max_objects: most sprites per scene instead of the variant's (then M = max_objects + 1), e.g. to test
+            generalisation to more objects than seen in training; at least the variant's ``min_objects``.
 
     Returns:
         Arrays with a leading ``num`` axis, keyed as the official reader; M = ``VARIANTS[variant].max_num_entities``,
@@ -262,6 +265,11 @@ def generate_multi_dsprites(
     if variant not in VARIANTS:
         raise ValueError(f"generate_multi_dsprites: variant must be one of {sorted(VARIANTS)}, got {variant!r}")
     num, spec = int(num), VARIANTS[variant]
+    if max_objects is not None:
+        if isinstance(max_objects, bool) or not isinstance(max_objects, (int, np.integer)) or max_objects < spec.min_objects:
+            raise ValueError(f"generate_multi_dsprites: max_objects must be an int >= {spec.min_objects} (the "
+                             f"{variant} variant's minimum), got {max_objects!r}")
+        spec = dataclasses.replace(spec, max_objects=int(max_objects), max_num_entities=int(max_objects) + 1)
     m, k_max = spec.max_num_entities, spec.max_objects
 
     num_objects = rng.integers(spec.min_objects, spec.max_objects + 1, size=num)
