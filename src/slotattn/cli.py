@@ -43,6 +43,10 @@ def _tqdm(iterable=None, **kwargs):
     return tqdm(iterable, dynamic_ncols=True, **kwargs)
 
 
+CHECKPOINT_HELP = ("a checkpoint file, a run directory (its newest checkpoint), an exported .safetensors, or the name "
+                   "of shipped weights (docs/models.md)")
+
+
 def _resolve_checkpoint(path: str) -> Path:
     """A checkpoint or exported file, a run directory (its newest valid checkpoint), or shipped weights' name."""
     p = resolve(path)
@@ -282,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="ARI, FG-ARI and mBO of a checkpoint over a held-out split")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint file or a run directory")
+    p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--data", help="dataset directory (default: the config's eval split, generated if unset)")
     p.add_argument("--num", type=int, help="number of examples (default data.num_eval)")
     p.add_argument("--out", help="also write the metrics as JSON here")
@@ -294,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("visualize", help="figure of input, reconstruction, slots and segmentation")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint file or a run directory")
+    p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--num", type=int, default=8, help="examples (rows)")
     p.add_argument("--out", required=True, help="PNG to write")
     p.add_argument("--data", help="dataset directory (default: the config's eval split)")
@@ -302,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_visualize)
 
     p = sub.add_parser("export", help="write a checkpoint's model as safetensors + config JSON, for inference")
-    p.add_argument("--checkpoint", required=True, help="a checkpoint file or a run directory")
+    p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--out", required=True, help="the .safetensors file to write")
     p.set_defaults(func=cmd_export)
 
