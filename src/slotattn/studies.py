@@ -3,7 +3,7 @@
 `run_study` trains every variant x seed through `slotattn train` (resumable), evaluates each trained model with
 `engine.evaluate` (also at other test-time T or K) and writes `out_dir/results.json`; `slotattn.report` turns
 that into tables and figures. Scales (`SCALES`): smoke (debug recipe, seconds), cpu (Tetrominoes on the demo
-recipe, ~2 CPU-hours for the iterations and ablations studies together), paper (the paper's recipe, a GPU).
+recipe, ~1 CPU-hour for the iterations and ablations studies with 3 seeds), paper (the paper's recipe, a GPU).
 """
 
 import dataclasses
@@ -148,10 +148,11 @@ SCALES: dict[str, Scale] = {
         2,
         "configs/demo.yaml (Tetrominoes 35x35, the paper's 4 slots, 64-d slots, narrowed convs: 4x32 encoder, "
         "2x16 3x3 decoder) for 1,500 steps of batch 16 with warm-up 150 and x0.5 decay every 1,500 steps, "
-        "FG-ARI on 256 held-out scenes, 2 seeds. Measured on one core of the 2-core development VM (2026-11-26): "
-        "~0.3 s of CPU time per step (~55 img/s; 15 img/s of wall time while the core was shared), so one run "
-        "takes ~8 CPU-minutes: the iterations study (2 runs) ~16 min, ablations (12 runs) ~1.6 h, baselines ~50 min. "
-        "That is ~0.1% of the paper's 500k steps x batch 64: compare variants with each other, not with the paper.",
+        "FG-ARI on 256 held-out scenes, 2 seeds unless --seeds. Measured on one core of the 2-core development VM "
+        "(2026-11-26) with the default bf16 fast path: ~3 minutes per run (~135 img/s; float32 1.6x slower), so "
+        "the iterations study takes ~3 min per seed, ablations ~18 min per seed, baselines ~9 min per seed. "
+        "That is ~0.1% of the paper's 500k steps x batch 64, and FG-ARI is still rising at the last step, with "
+        "seeds far apart: compare variants with each other, not with the paper.",
     ),
     "paper": Scale(
         "paper", "tetrominoes", (), 5,
