@@ -24,11 +24,13 @@ def resolve(path_or_name: str | Path) -> Path:
     path = Path(path_or_name)
     if path.exists():
         return path
-    shipped = WEIGHTS_DIR / f"{path_or_name}.safetensors"
-    if isinstance(path_or_name, str) and "/" not in path_or_name and shipped.is_file():
-        return shipped
-    raise CheckpointError(f"{path_or_name}: no such file or directory, and not the name of shipped weights "
-                          f"(available: {', '.join(pretrained_names()) or 'none'}; see docs/models.md)")
+    if isinstance(path_or_name, str) and path.name == path_or_name and not path.suffix:  # a bare name
+        shipped = WEIGHTS_DIR / f"{path_or_name}.safetensors"
+        if shipped.is_file():
+            return shipped
+        raise CheckpointError(f"{path_or_name}: no such file or directory, and not the name of shipped weights "
+                              f"(available: {', '.join(pretrained_names()) or 'none'}; see docs/models.md)")
+    raise CheckpointError(f"checkpoint not found: {path}")
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, Config]:
