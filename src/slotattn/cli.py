@@ -28,7 +28,7 @@ from slotattn.data.errors import DataError
 from slotattn.data.store import write_store
 from slotattn.engine import NonFiniteLossError, TrainingInterrupted, evaluate, resolve_device, train, visualize
 from slotattn.models import build_model
-from slotattn.pretrained import load_model, resolve
+from slotattn.pretrained import load_model, resolve_checkpoint
 from slotattn.report import ReportError, write_report
 from slotattn.studies import SCALES, STUDIES, StudyError, run_study
 from slotattn.tf_import import import_tf_to_safetensors
@@ -47,20 +47,9 @@ CHECKPOINT_HELP = ("a checkpoint file, a run directory (its newest checkpoint), 
                    "of shipped weights (docs/models.md)")
 
 
-def _resolve_checkpoint(path: str) -> Path:
-    """A checkpoint or exported file, a run directory (its newest valid checkpoint), or shipped weights' name."""
-    p = resolve(path)
-    if p.is_dir():
-        found = latest_checkpoint(p)
-        if found is None:
-            raise CheckpointError(f"{p}: no complete checkpoint under {p / 'checkpoints'}")
-        return found
-    return p
-
-
 def _model_from_checkpoint(path: str, overrides: list[str]) -> tuple[Config, torch.nn.Module, Path]:
     """Rebuild the model from the config stored in the checkpoint or exported model (no model flags re-declared)."""
-    ckpt = _resolve_checkpoint(path)
+    ckpt = resolve_checkpoint(path)
     model, cfg = load_model(ckpt)
     return apply_overrides(cfg, overrides), model, ckpt
 

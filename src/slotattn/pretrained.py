@@ -33,6 +33,17 @@ def resolve(path_or_name: str | Path) -> Path:
     raise CheckpointError(f"checkpoint not found: {path}")
 
 
+def resolve_checkpoint(path_or_name: str | Path) -> Path:
+    """The file to load: as `resolve`, with a run directory replaced by its newest complete checkpoint."""
+    path = resolve(path_or_name)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise CheckpointError(f"{path}: no complete checkpoint under {path / 'checkpoints'}")
+        path = found
+    return path
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[torch.nn.Module, Config]:
     """The model rebuilt from the config stored with its weights, in eval mode, and that config.
 
@@ -41,12 +52,7 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
             of shipped weights (`pretrained_names()`, e.g. "tetrominoes").
         map_location: where to put the weights.
     """
-    path = resolve(path)
-    if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise CheckpointError(f"{path}: no complete checkpoint under {path / 'checkpoints'}")
-        path = found
+    path = resolve_checkpoint(path)
     state = load_safetensors(path) if path.suffix == ".safetensors" else load_checkpoint(path, map_location)
     try:
         cfg = from_dict(state["config"])
