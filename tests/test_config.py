@@ -29,6 +29,8 @@ def test_defaults_are_the_paper_recipe():
     assert cfg.model.decoder_channels == (64,) * 5 and cfg.model.decoder_strides == (2, 2, 2, 2, 1)
     assert cfg.model.decoder_kernel_size == 5 and cfg.model.decoder_out_kernel_size == 3
     assert cfg.model.use_encoder_position and cfg.model.use_decoder_position
+    # Initialisation: the official Keras model's (tests/test_init.py checks every layer's distribution).
+    assert cfg.model.init == "official"
 
 
 @pytest.mark.parametrize(

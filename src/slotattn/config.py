@@ -46,6 +46,9 @@ class ModelConfig:
     use_mlp: bool = True  # residual MLP after the update (Algorithm 1); False removes it
     head_hidden_size: int = 64  # set prediction: per-slot Dense(64, relu) -> Dense(num_outputs, sigmoid)
     num_outputs: int = 19  # set prediction: CLEVR's property vector (3 coords, 2+2+3+8 one-hots, 1 objectness)
+    # Parameter initialisation: "official" = the official Keras model's (glorot_uniform kernels, zero biases,
+    # orthogonal GRU recurrent kernel; slotattn.nn.init); "torch" = PyTorch's layer defaults, for comparison.
+    init: str = "official"
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class Config:
 
 TASKS = ("object_discovery", "set_prediction")
 PRECISIONS = ("auto", "fp32", "bf16")
+INITS = ("official", "torch")  # slotattn.nn.init.INIT_SCHEMES (config imports nothing from nn)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -189,6 +193,8 @@ def validate(cfg: Config) -> Config:
     """Cross-field checks that single field types cannot express."""
     if cfg.train.precision not in PRECISIONS:
         raise ConfigError(f"config key 'train.precision' must be one of {PRECISIONS}, got {cfg.train.precision!r}")
+    if cfg.model.init not in INITS:
+        raise ConfigError(f"config key 'model.init' must be one of {INITS}, got {cfg.model.init!r}")
     if cfg.task not in TASKS:
         raise ConfigError(f"config key 'task' must be one of {TASKS}, got {cfg.task!r}")
     positive = {

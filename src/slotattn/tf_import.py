@@ -72,6 +72,7 @@ from slotattn.config import TASKS, ConfigError, from_dict, to_dict
 from slotattn.data.errors import DataError
 from slotattn.data.tfrecord import _fields, _varint, crc32c, masked_crc32c
 from slotattn.models import build_model
+from slotattn.nn.init import KERAS_TO_TORCH_GATES
 
 __all__ = [
     "OFFICIAL_DEFAULTS",
@@ -342,13 +343,12 @@ OFFICIAL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 _SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
-_GATES = (1, 0, 2)  # Keras (z, r, h) -> PyTorch (r, z, n)
 
 
 def _gru_gates(x: np.ndarray) -> np.ndarray:
     """Reorder the last axis of a Keras GRU weight from gate blocks (z, r, h) to PyTorch's (r, z, n)."""
     blocks = np.split(x, 3, axis=-1)
-    return np.concatenate([blocks[i] for i in _GATES], axis=-1)
+    return np.concatenate([blocks[i] for i in KERAS_TO_TORCH_GATES], axis=-1)
 
 
 def _model_prefix(names: list[str], where: str) -> str:

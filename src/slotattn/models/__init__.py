@@ -6,13 +6,25 @@ from slotattn.config import Config
 from slotattn.models.autoencoder import SlotAttentionAutoEncoder
 from slotattn.models.outputs import AutoEncoderOutput, SetPredictionOutput
 from slotattn.models.set_predictor import SlotAttentionSetPredictor
+from slotattn.nn.init import reset_torch_defaults_
 
 __all__ = ["AutoEncoderOutput", "SetPredictionOutput", "SlotAttentionAutoEncoder", "SlotAttentionSetPredictor",
            "build_model"]
 
 
 def build_model(cfg: Config) -> nn.Module:
-    """The model of `cfg.task`, built from `cfg.model`."""
+    """The model of `cfg.task`, built from `cfg.model`, initialised as `cfg.model.init` says.
+
+    Every slotattn layer starts as the official Keras model's does ("official", `slotattn.nn.init`); "torch"
+    re-draws them with PyTorch's layer defaults.
+    """
+    model = _build(cfg)
+    if cfg.model.init == "torch":
+        reset_torch_defaults_(model)
+    return model
+
+
+def _build(cfg: Config) -> nn.Module:
     m = cfg.model
     # The encoder + grouping half both models share (`SlotModel`).
     shared = dict(

@@ -6,7 +6,7 @@ from torch import nn
 
 from slotattn.models.baselines import build_grouping
 from slotattn.models.checks import check_image
-from slotattn.nn import CNNEncoder, SlotMLP, SoftPositionEmbed
+from slotattn.nn import CNNEncoder, MLP, SoftPositionEmbed
 from slotattn.nn.precision import full_precision
 from slotattn.nn.slot_attention import LAYER_NORM_EPS
 from slotattn.shapes import Float, Tensor
@@ -42,7 +42,7 @@ class SlotModel(nn.Module):
         width = self.encoder_cnn.out_channels
         self.encoder_pos = SoftPositionEmbed(width, self.feature_size) if use_encoder_position else nn.Identity()
         self.layer_norm = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
-        self.mlp = SlotMLP(width, hidden_size, hidden_size)
+        self.mlp = MLP(width, hidden_size, hidden_size)
         self.slot_attention = build_grouping(grouping, input_size=hidden_size, **grouping_args)
         self.channels_last = False
 

@@ -11,7 +11,9 @@ from torch import nn
 
 from slotattn.nn.precision import autocast_disabled, full_precision
 from slotattn.nn import SlotAttention
-from slotattn.nn.slot_attention import LAYER_NORM_EPS, GaussianSlotInit, glorot_uniform_like_keras_
+from slotattn.nn.init import glorot_uniform_like_keras_
+from slotattn.nn.layers import Dense
+from slotattn.nn.slot_attention import LAYER_NORM_EPS, GaussianSlotInit
 from slotattn.shapes import Float, Tensor
 
 GROUPINGS = ("slot_attention", "slot_mlp", "soft_kmeans")
@@ -47,9 +49,9 @@ class SlotMLPBaseline(nn.Module):
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.mlp = nn.Sequential(
-            nn.Linear(input_size, hidden_size), nn.ReLU(),
-            nn.Linear(hidden_size, hidden_size), nn.ReLU(),
-            nn.Linear(hidden_size, num_slots * slot_size),
+            Dense(input_size, hidden_size), nn.ReLU(),
+            Dense(hidden_size, hidden_size), nn.ReLU(),
+            Dense(hidden_size, num_slots * slot_size),
         )
 
     def forward(

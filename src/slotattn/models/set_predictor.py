@@ -7,7 +7,7 @@ import torch
 from slotattn.models.base import SlotModel
 from slotattn.nn.precision import full_precision
 from slotattn.models.outputs import SetPredictionOutput
-from slotattn.nn import SlotMLP
+from slotattn.nn import MLP
 from slotattn.shapes import Float, Tensor
 
 
@@ -77,7 +77,7 @@ class SlotAttentionSetPredictor(SlotModel):
             use_gru=use_gru,
             use_mlp=use_mlp,
         )
-        self.mlp_classifier = SlotMLP(slot_size, head_hidden_size, num_outputs)
+        self.mlp_classifier = MLP(slot_size, head_hidden_size, num_outputs)
         self.use_channels_last()
 
     # The public entry point checks the image itself, so that a user gets the ValueError above rather than the

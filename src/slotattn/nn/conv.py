@@ -1,7 +1,8 @@
 """Convolutions with TensorFlow's "SAME" padding, so layer geometry equals the official Keras models.
 
 PyTorch's symmetric padding shifts strided layers by one pixel against TF, which pads (and crops) more on the
-bottom/right. Stride-1 odd kernels are identical either way.
+bottom/right. Stride-1 odd kernels are identical either way. Both start as Keras' layers do: kernel glorot_uniform
+with Keras' fans (k*k*in, k*k*out), bias zero (`slotattn.nn.init`).
 """
 
 import math
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from slotattn.nn.init import glorot_uniform_
 from slotattn.shapes import Float, Tensor
 
 
@@ -24,6 +26,9 @@ class Conv2dSame(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
+
+    def reset_parameters(self) -> None:
+        _keras_conv_init_(self)
 
     def forward(self, x: Float[Tensor, "B Cin H W"]) -> Float[Tensor, "B Cout h w"]:
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
@@ -43,6 +48,9 @@ class ConvTranspose2dSame(nn.ConvTranspose2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
         super().__init__(in_channels, out_channels, kernel_size, stride=stride, padding=0)
+
+    def reset_parameters(self) -> None:
+        _keras_conv_init_(self)
 
     def forward(self, x: Float[Tensor, "B Cin h w"]) -> Float[Tensor, "B Cout H W"]:
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
@@ -102,6 +110,18 @@ class ConvTranspose2dSame(nn.ConvTranspose2d):
         rows = _tap_matrix(in_size[0], sh, kh, top, self.weight)
         cols = _tap_matrix(in_size[1], sw, kw, left, self.weight)
         return torch.einsum("yi,coij,xj->cyxo", rows, self.weight, cols)
+
+
+def _keras_conv_init_(conv: nn.Conv2d | nn.ConvTranspose2d) -> None:
+    """Keras' Conv2D/Conv2DTranspose initialisation: kernel glorot_uniform over fans (k*k*in, k*k*out), bias 0.
+
+    (Conv2DTranspose's Keras kernel is [kh, kw, out, in], so Keras' fan_in counts its outputs; the bound depends
+    only on the sum of the fans, the same either way.)
+    """
+    receptive_field = conv.kernel_size[0] * conv.kernel_size[1]
+    glorot_uniform_(conv.weight, conv.in_channels * receptive_field, conv.out_channels * receptive_field)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
 
 
 def _tap_matrix(size: int, stride: int, kernel: int, start: int, like: Tensor) -> Float[Tensor, "H k"]:

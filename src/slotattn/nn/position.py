@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from slotattn.nn.layers import Dense
 from slotattn.shapes import Float, Tensor
 
 
@@ -29,7 +30,7 @@ class SoftPositionEmbed(nn.Module):
     def __init__(self, hidden_size: int, resolution: tuple[int, int]):
         super().__init__()
         self.resolution = tuple(resolution)
-        self.dense = nn.Linear(4, hidden_size)
+        self.dense = Dense(4, hidden_size)  # Keras Dense: glorot_uniform kernel, zero bias
         self.register_buffer("grid", build_grid(*resolution), persistent=False)
 
     def embedding(self) -> Float[Tensor, "C h w"]:

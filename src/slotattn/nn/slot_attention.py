@@ -6,35 +6,16 @@ The ablation switches of the paper's analysis (Sec. 4) are constructor arguments
 `use_mlp`; their defaults are the paper's module.
 """
 
-import math
-
 import torch
 from torch import nn
 
+from slotattn.nn.init import glorot_uniform_like_keras_
+from slotattn.nn.layers import MLP, Dense, GRUCell
 from slotattn.nn.precision import autocast_disabled, autocast_operand, full_precision
 from slotattn.shapes import Float, Tensor
 
 # Keras' LayerNormalization default, used by the official code (PyTorch's default is 1e-5).
 LAYER_NORM_EPS = 1e-3
-
-
-def glorot_uniform_like_keras_(param: Tensor) -> Tensor:
-    """Keras' `glorot_uniform` for a weight whose last two axes are (fan_in, fan_out).
-
-    The official slot initialisers are [1, 1, D] weights: Keras takes fan_in = 1, fan_out = D there, so the
-    bound is sqrt(6 / (1 + D)); `torch.nn.init.xavier_uniform_` would treat the shape differently.
-    """
-    fan_in, fan_out = param.shape[-2] * math.prod(param.shape[:-2]), param.shape[-1] * math.prod(param.shape[:-2])
-    bound = math.sqrt(6.0 / (fan_in + fan_out))
-    with torch.no_grad():
-        return param.uniform_(-bound, bound)
-
-
-class SlotMLP(nn.Sequential):
-    """Two-layer ReLU MLP, Dense(hidden, relu) -> Dense(out), as the official `mlp` blocks."""
-
-    def __init__(self, in_size: int, hidden_size: int, out_size: int):
-        super().__init__(nn.Linear(in_size, hidden_size), nn.ReLU(), nn.Linear(hidden_size, out_size))
 
 
 # Which axis the attention softmax normalises: "slots" (Eq. 1, the paper) or "inputs" (the Sec. 4 ablation).
@@ -147,14 +128,15 @@ class SlotAttention(GaussianSlotInit, nn.Module):
         self.slots_log_sigma = nn.Parameter(glorot_uniform_like_keras_(torch.empty(1, 1, slot_size)))
 
         # q/k/v projections WITHOUT bias, as the paper and official code.
-        self.project_q = nn.Linear(slot_size, slot_size, bias=False)
-        self.project_k = nn.Linear(input_size, slot_size, bias=False)
-        self.project_v = nn.Linear(input_size, slot_size, bias=False)
+        self.project_q = Dense(slot_size, slot_size, bias=False)
+        self.project_k = Dense(input_size, slot_size, bias=False)
+        self.project_v = Dense(input_size, slot_size, bias=False)
 
         # Slot update: GRU (PyTorch's GRUCell equals Keras' GRUCell with reset_after=True), then residual MLP.
+        # Every layer starts as the official Keras layer does (`slotattn.nn.init`).
         # Switched-off parts are None, not unused modules, so that their parameters do not exist.
-        self.gru = nn.GRUCell(slot_size, slot_size) if use_gru else None
-        self.mlp = SlotMLP(slot_size, mlp_hidden_size, slot_size) if use_mlp else None
+        self.gru = GRUCell(slot_size, slot_size) if use_gru else None
+        self.mlp = MLP(slot_size, mlp_hidden_size, slot_size) if use_mlp else None
 
     def forward(
         self,
