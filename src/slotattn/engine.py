@@ -23,6 +23,7 @@ from slotattn.checkpoint import latest_checkpoint, load_checkpoint, save_checkpo
 from slotattn.config import Config, dump_config, to_dict
 from slotattn.data.stream import GeneratedSource, StepBatches, StoreSource
 from slotattn.distributed import DistInfo, all_reduce_sum, barrier, gather_objects, init_distributed
+from slotattn.optimizer import build_optimizer
 from slotattn.runlog import RunLog
 from slotattn.schedule import build_scheduler
 from slotattn.tasks import Task
@@ -159,7 +160,7 @@ def train(
     source = make_source(dist_info.rank, dist_info.world_size)
     eval_batches = make_eval_batches(dist_info.rank, dist_info.world_size)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.learning_rate, eps=1e-8)  # official eps
+    optimizer = build_optimizer(model.parameters(), cfg.optim.learning_rate)  # Adam with Keras' epsilon
     scheduler = build_scheduler(optimizer, cfg.optim)
     runlog = RunLog(run_dir, tensorboard=cfg.train.tensorboard, enabled=main)
     step = skipped_steps = 0
