@@ -34,9 +34,10 @@ from slotattn.data.clevr import (
 from slotattn.data.errors import DataError
 from slotattn.data.store import open_store
 
-# ../shared beside the repository (the dev checkout and CI both have it); missing files fail, never skip.
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "clevr_dataset_gen"
-RENDERS = [SHARED / f"img{i}.png" for i in range(1, 9)]
+# Files of the official CLEVR generator (properties.json, eight real renders), copied into the repository with their
+# licence and source (tests/fixtures/clevr/README.md); missing files fail, never skip.
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "clevr"
+RENDERS = [FIXTURES / f"img{i}.png" for i in range(1, 9)]
 
 
 # --- references --------------------------------------------------------------------------------------------------
@@ -168,7 +169,7 @@ def test_class_orders_are_the_tfds_clevr_builder_orders():
 
 
 def test_generator_vocabulary_matches_but_its_colour_order_is_not_the_target_order():
-    props = json.loads((SHARED / "properties.json").read_text())
+    props = json.loads((FIXTURES / "properties.json").read_text())
     for ours, theirs in [(COLORS, "colors"), (SHAPES, "shapes"), (MATERIALS, "materials"), (SIZES, "sizes")]:
         assert sorted(ours) == sorted(props[theirs]), theirs
     # properties.json lists gray, red, blue, ...: one-hots must come from the TFDS order, not from this file
@@ -217,7 +218,7 @@ def renders():
 
 def test_load_clevr_png_drops_alpha_of_real_renders(renders):
     rgba = np.asarray(Image.open(RENDERS[0]))
-    assert rgba.shape == (240, 320, 4)  # the shared renders are 320x240 RGBA, alpha all 255
+    assert rgba.shape == (240, 320, 4)  # the generator's renders are 320x240 RGBA, alpha all 255
     assert renders.shape == (8, 240, 320, 3) and renders.dtype == np.uint8
     np.testing.assert_array_equal(renders[0], rgba[..., :3])
 

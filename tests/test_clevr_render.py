@@ -43,7 +43,7 @@ from slotattn.data.generators.clevr.scene import (
     min_pixels_for,
 )
 
-PROPERTIES_JSON = Path(__file__).resolve().parents[2] / "shared" / "data" / "clevr_dataset_gen" / "properties.json"
+PROPERTIES_JSON = Path(__file__).resolve().parent / "fixtures" / "clevr" / "properties.json"  # see its README.md
 OBJECT_KEYS = {"shape", "size", "material", "3d_coords", "rotation", "pixel_coords", "color"}
 
 

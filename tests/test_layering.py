@@ -1,6 +1,10 @@
-"""Imports point one way: nn <- models <- {tasks, engine} <- cli; data, metrics and viz import none of that chain."""
+"""Imports point one way: nn <- models <- {tasks, engine} <- cli; data, metrics and viz import none of that chain.
+
+And the repository is self-contained: nothing in it reads files from outside it (a fresh clone has nothing beside it).
+"""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -49,3 +53,56 @@ def test_no_upward_imports(path):
 
 def test_no_grab_bag_utils_module():
     assert not list(SRC.rglob("utils.py"))
+
+
+# --- self-contained: a clone in an empty folder has everything the code and the tests read ----------------------
+
+ROOT = SRC.parents[1]
+# Places that ship or run the code; none may reach outside the repository (as the dev machines' ../shared).
+SCANNED = ["src", "tests", "benchmarks", "configs", ".ci", "Makefile", "pyproject.toml"]
+OUTSIDE = [
+    re.compile(re.escape("../shared")),
+    re.compile(re.escape("shared/data")),
+    re.compile("clevr_dataset_gen"),
+    re.compile("[\"']shared[\"']"),  # a path component, as in parents[2] / "shared"
+]
+
+
+def references_outside(text: str) -> list[str]:
+    """The lines of `text` that name a place outside the repository."""
+    return [line.strip() for line in text.splitlines() if any(p.search(line) for p in OUTSIDE)]
+
+
+def scanned_files() -> list[Path]:
+    files = []
+    for name in SCANNED:
+        path = ROOT / name
+        candidates = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        files += [p for p in candidates if "__pycache__" not in p.parts and ".egg-info" not in str(p)]
+    # this file names the patterns and examples of them (test_the_scan_catches_the_old_shared_paths checks those)
+    files = [p for p in files if p.resolve() != Path(__file__).resolve()]
+    return files
+
+
+def test_the_scan_catches_the_old_shared_paths():
+    old = [
+        'SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "clevr_dataset_gen"',
+        "cp ../shared/data/properties.json tests/",
+        "json.load(open('/work/shared/data/x.json'))",
+    ]
+    assert [len(references_outside(line)) for line in old] == [1, 1, 1]
+    assert references_outside("weights shared by all slots\nshared = dict(a=1)") == []
+
+
+def test_nothing_reads_files_outside_the_repository():
+    files = scanned_files()
+    assert len(files) > 50 and {"test_clevr.py", "run", "Makefile"} <= {p.name for p in files}
+    found = {}
+    for path in files:
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:  # binary fixtures, checkpoints
+            continue
+        if hits := references_outside(text):
+            found[str(path.relative_to(ROOT))] = hits
+    assert not found, f"files that refer to places outside the repository: {found}"
