@@ -1,5 +1,8 @@
 """slotattn: paper-exact Slot Attention (Locatello et al., NeurIPS 2020) in PyTorch.
 
+Models and training recipe are the paper's, except that training defaults to bfloat16 autocast where the device
+runs it natively (`train.precision=auto`); the paper trained in float32 (`train.precision=fp32`).
+
     >>> import torch
     >>> from slotattn import SlotAttention
     >>> sa = SlotAttention(num_slots=7, slot_size=64, input_size=64)

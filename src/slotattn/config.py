@@ -1,7 +1,10 @@
 """One frozen, typed config tree whose defaults are the paper's hyperparameters (Sec. 4 and appendix).
 
-Recipes in `configs/*.yaml` hold only overrides; `--set a.b=c` overrides one typed value. Every default below is
-asserted by `tests/test_config.py::test_defaults_are_the_paper_recipe`.
+One default is not the paper's: `train.precision="auto"` trains under bfloat16 autocast where the device runs
+bfloat16 natively, while the paper trained in float32; `--set train.precision=fp32` gives a float32 run.
+
+Recipes in `configs/*.yaml` hold only overrides; `--set a.b=c` overrides one typed value. Every paper default below,
+and that one exception, is asserted by `tests/test_config.py::test_defaults_are_the_paper_recipe`.
 """
 
 import dataclasses
@@ -92,8 +95,8 @@ class TrainConfig:
     max_minutes: float | None = None  # wall-clock budget of one invocation: stop early, evaluate, checkpoint
     # Training forward/loss: "fp32" (as the paper) | "bf16" (torch.autocast: convolutions and the big matmuls in
     # bfloat16, normalisations/softmax/loss in float32; evaluation always float32) | "auto": bf16 where the device
-    # runs it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX), else fp32. Learning curves of both in
-    # benchmarks/README.md.
+    # runs it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX), else fp32. The one default that is not the
+    # paper's (float32); learning curves of both in benchmarks/README.md.
     precision: str = "auto"
     # torch.compile the training forward (evaluation runs the plain module). Measured on the development CPU:
     # +6 % images/s for Tetrominoes in bf16 after ~3 minutes of compiling; off by default (benchmarks/README.md).

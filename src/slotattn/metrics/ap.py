@@ -76,8 +76,10 @@ def _average_precision(
 ) -> float:
     if num_real == 0:
         return math.nan
-    # Highest confidence first; ties go to the later prediction, as the official reversed `np.argsort`
-    # (stable here, so the order never depends on numpy's sort algorithm).
+    # Highest confidence first. Exact ties: the later prediction (flat b-major, k-minor) first, from a stable sort
+    # reversed. The official code reverses np.argsort's default sort, which is not stable, so its order among equal
+    # confidences is unspecified (it can depend on the array size, NumPy's version and the CPU); the two APs may
+    # differ on exact ties, never otherwise.
     order = np.argsort(confidence, kind="stable")[::-1]
     best, key = best[order], key[order]
     # A hit is within the threshold of its NEAREST same-attribute target; no fallback to the next-nearest.
@@ -183,6 +185,10 @@ def clevr_average_precision(
     original [-3, 3] units) is closer than `distance_threshold` and was not claimed by a more confident prediction;
     otherwise it is a false positive. Recall is over the number of real targets; AP is the VOC all-point area under
     the precision envelope. Computed in float64.
+
+    Predictions with exactly equal confidences are taken later-first (flattened b-major, k-minor). The official
+    code orders them by NumPy's default, unstable sort, so its tie order is unspecified, and on such ties its AP
+    may differ from this one.
 
     Args:
         pred: predictions in the 19-d layout; the last entry is the confidence.
