@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from slotattn import cli
-from slotattn.runlog import read_metrics
+from slotattn.training.runlog import read_metrics
 
 THRESHOLDS = (0.5, 0.9, 0.97)
 

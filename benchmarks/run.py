@@ -50,7 +50,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from slotattn.config import load_config
-from slotattn.engine import resolve_precision
+from slotattn.training.engine import resolve_precision
 from slotattn.models import build_model
 from slotattn.nn import SlotAttention
 

@@ -11,8 +11,9 @@ Two kinds of changes to `model.py`, none to its computation:
   the appendix's Multi-dSprites/Tetrominoes layout (32-channel convs, full-resolution broadcast, stride-1 decoder)
   and small test fixtures can be built; the attribute names, and so the checkpoint variable paths, are the
   official ones;
-- `SlotAttention.noise` may hold the standard-normal draw of the slot initialisation (a constant or a
-  `tf.Variable` assigned before each step), so that a run can be fed the same noise as slotattn.
+- `SlotAttention.noise` may hold the standard-normal draw of the slot initialisation (a constant, or a function
+  returning it, e.g. reading a `tf.Variable` assigned before each step), so that a run can be fed the same noise
+  as slotattn.
 Also transcribed: the official `train.py` learning-rate schedule and the multi_object_datasets TFRecord decoder.
 """
 
@@ -64,6 +65,8 @@ class SlotAttention(layers.Layer):
         v = self.project_v(inputs)
         if self.noise is None:
             noise = tf.random.normal([tf.shape(inputs)[0], self.num_slots, self.slot_size])
+        elif callable(self.noise):  # e.g. reads a tf.Variable kept outside the layer (not saved with the model)
+            noise = self.noise()
         else:
             noise = tf.convert_to_tensor(self.noise)
         slots = self.slots_mu + tf.exp(self.slots_log_sigma) * noise

@@ -11,12 +11,12 @@ import torch
 import torch.nn.functional as F
 
 from slotattn import cli
-from slotattn.checkpoint import latest_checkpoint, load_checkpoint
+from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint
 from slotattn.config import Config, from_dict, load_config
 from slotattn.models import build_model
 from slotattn.models.baselines import SlotMLPBaseline, SoftKMeans, build_grouping
 from slotattn.nn import SlotAttention
-from slotattn.runlog import read_metrics
+from slotattn.training.runlog import read_metrics
 
 
 def count(module):
@@ -54,8 +54,8 @@ def test_switches_reach_both_models_from_the_config():
     "model, message",
     [
         ({"grouping": "kmeans"},
-         r"grouping must be one of \('slot_attention', 'slot_mlp', 'soft_kmeans'\), got 'kmeans'"),
-        ({"attention_axis": "pixels"}, r"attention_axis must be one of \('slots', 'inputs'\), got 'pixels'"),
+         r"'model.grouping' must be one of \['slot_attention', 'slot_mlp', 'soft_kmeans'\], got 'kmeans'"),
+        ({"attention_axis": "pixels"}, r"'model.attention_axis' must be one of \['slots', 'inputs'\], got 'pixels'"),
         ({"grouping": "slot_mlp", "use_gru": False}, r"'slot_mlp': the switches use_gru=False apply only to"),
         ({"grouping": "soft_kmeans", "attention_axis": "inputs"}, r"attention_axis='inputs' apply only to"),
         ({"grouping": "soft_kmeans", "slot_size": 32}, r"slot_size must equal input_size \(64\), got slot_size=32"),
@@ -64,6 +64,21 @@ def test_switches_reach_both_models_from_the_config():
 def test_bad_switches_raise_clear_errors(model, message):
     with pytest.raises(ValueError, match=message):
         build_model(from_dict({"model": model}))
+
+
+def test_config_choices_are_the_modules_choices():
+    """The config's Literal types list exactly what the modules accept (config imports nothing from them)."""
+    import typing
+
+    from slotattn.config import ModelConfig
+    from slotattn.models.baselines import GROUPINGS
+    from slotattn.nn.init import INIT_SCHEMES
+    from slotattn.nn.slot_attention import ATTENTION_AXES
+
+    hints = typing.get_type_hints(ModelConfig)
+    assert typing.get_args(hints["grouping"]) == GROUPINGS
+    assert typing.get_args(hints["attention_axis"]) == ATTENTION_AXES
+    assert typing.get_args(hints["init"]) == INIT_SCHEMES
 
 
 # ------------------------------------------------------------------------- Slot Attention's switches

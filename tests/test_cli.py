@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from slotattn import cli
-from slotattn.checkpoint import latest_checkpoint, load_checkpoint
+from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint
 from slotattn.config import load_config
 from slotattn.data.build import build_eval_batches, build_train_source
-from slotattn.engine import NonFiniteLossError, train
+from slotattn.training.engine import NonFiniteLossError, train
 from slotattn.models import build_model
-from slotattn.runlog import read_metrics
+from slotattn.training.runlog import read_metrics
 from slotattn.tasks import ObjectDiscoveryTask
 
 
@@ -131,7 +131,7 @@ def test_non_finite_loss_stops_with_step_terms_and_checkpoint(tmp_path):
     cfg = load_config("debug", ["train.ckpt_every=2"])
     with pytest.raises(NonFiniteLossError, match=r"step 2: non-finite loss \(loss=nan, mse=nan\); last good checkpoint: .*step_00000002.pt"):
         train(cfg, build_model(cfg), NaNAfterTwo(), lambda r, w: build_train_source(cfg, r, w),
-              lambda r, w: build_eval_batches(cfg, rank=r, world_size=w), tmp_path, progress=False)
+              lambda r, w: build_eval_batches(cfg, rank=r, world_size=w), tmp_path)
 
 
 def test_real_subprocess_train_and_sigterm_writes_a_resumable_checkpoint(tmp_path):
@@ -237,7 +237,7 @@ def test_tensorboard_mirrors_the_metrics(tmp_path, capsys):
 
 
 def test_checkpoint_of_an_incompatible_model_is_a_clear_error(trained, tmp_path, capsys):
-    from slotattn.checkpoint import save_checkpoint
+    from slotattn.training.checkpoint import save_checkpoint
 
     state = load_checkpoint(latest_checkpoint(trained))
     state["config"]["model"]["slot_size"] = 32  # weights are for 16
@@ -330,7 +330,7 @@ def test_bf16_mixed_precision_trains_close_to_fp32(trained, tmp_path, capsys):
 
 
 def test_auto_precision_is_bf16_exactly_where_the_device_runs_it_natively(monkeypatch):
-    from slotattn.engine import resolve_precision
+    from slotattn.training.engine import resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"

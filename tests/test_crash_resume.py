@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from slotattn import cli, load_model
-from slotattn.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
-from slotattn.runlog import read_metrics
+from slotattn.training.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
+from slotattn.training.runlog import read_metrics
 
 STEPS = 6
 ARGS = ["--config", "debug", "--no-progress", "--set", f"train.steps={STEPS}", "--set", "train.ckpt_every=1",
@@ -44,7 +44,7 @@ def assert_same_run(run_dir, reference):
 # (after writing part of the temp file, before the rename), or right after the Nth completed write.
 CHILD = textwrap.dedent("""
     import os, signal, sys
-    import slotattn.checkpoint as ckpt
+    import slotattn.training.checkpoint as ckpt
     mode, nth = sys.argv[1], int(sys.argv[2])
     original, calls = ckpt.atomic_write_bytes, [0]
     def patched(path, data):
@@ -119,22 +119,26 @@ def test_export_to_safetensors_and_load_for_inference(tmp_path, uninterrupted, c
 
 
 def test_from_pretrained_loads_local_files_and_names_and_refuses_the_wrong_model(tmp_path, uninterrupted, monkeypatch):
-    from slotattn import SlotAttentionAutoEncoder, SlotAttentionSetPredictor, pretrained
+    from slotattn import SlotAttentionAutoEncoder, SlotAttentionSetPredictor, from_pretrained, pretrained
 
     out = tmp_path / "weights" / "my_model.safetensors"
     out.parent.mkdir()
     assert cli.main(["export", "--checkpoint", str(uninterrupted), "--out", str(out)]) == 0
-    model = SlotAttentionAutoEncoder.from_pretrained(str(out))
+    model = from_pretrained(str(out))
     assert isinstance(model, SlotAttentionAutoEncoder) and not model.training
     monkeypatch.setattr(pretrained, "WEIGHTS_DIR", out.parent)  # as if shipped: loaded by name
     assert pretrained.pretrained_names() == ["my_model"]
-    by_name = SlotAttentionAutoEncoder.from_pretrained("my_model")
+    by_name = from_pretrained("my_model", SlotAttentionAutoEncoder)
     for key, value in model.state_dict().items():
         torch.testing.assert_close(by_name.state_dict()[key], value, rtol=0, atol=0)
     with pytest.raises(CheckpointError, match="not a SlotAttentionSetPredictor"):
-        SlotAttentionSetPredictor.from_pretrained("my_model")
+        from_pretrained("my_model", SlotAttentionSetPredictor)
     with pytest.raises(CheckpointError, match=r"not the name of shipped weights \(available: my_model"):
-        SlotAttentionAutoEncoder.from_pretrained("no_such_model")
+        from_pretrained("no_such_model")
+    # The old classmethod still works, with a deprecation warning.
+    with pytest.warns(DeprecationWarning, match="slotattn.from_pretrained"):
+        old = SlotAttentionAutoEncoder.from_pretrained("my_model")
+    assert isinstance(old, SlotAttentionAutoEncoder)
 
 
 def test_skip_nonfinite_counts_skipped_steps_and_leaves_parameters_untouched(tmp_path, monkeypatch):

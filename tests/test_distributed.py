@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from slotattn import cli
-from slotattn.checkpoint import latest_checkpoint, load_checkpoint, list_checkpoints
+from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint, list_checkpoints
 from slotattn.data.generators.tetrominoes import generate_tetrominoes
 from slotattn.data.store import write_store
-from slotattn.runlog import read_metrics
+from slotattn.training.runlog import read_metrics
 
 
 def settings(store, steps):

@@ -120,7 +120,7 @@ def test_query_key_value_bound_is_keras_not_torch():
     """The first attention logits' scale: q/k/v from U(+-sqrt(6 / 128)) = +-0.217, not PyTorch's +-1/8."""
     sa = SlotAttention(num_slots=4, slot_size=64, input_size=64)
     for layer in (sa.project_q, sa.project_k, sa.project_v):
-        assert 0.2 < float(layer.weight.abs().max()) <= math.sqrt(6 / 128)
+        assert 0.2 < float(layer.weight.detach().abs().max()) <= math.sqrt(6 / 128)
 
 
 def test_gru_init_maps_keras_gates_as_the_tf_importer_does():

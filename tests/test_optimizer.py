@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from slotattn.optimizer import KerasAdam
-from slotattn.schedule import lr_factor
+from slotattn.training.optimizer import KerasAdam
+from slotattn.training.schedule import lr_factor
 
 
 def tf_adam(param, grads, lrs, beta1=0.9, beta2=0.999, eps=1e-8):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from slotattn import SlotAttentionAutoEncoder
+from slotattn import SlotAttentionAutoEncoder, from_pretrained
 from slotattn.data.build import build_eval_batches
-from slotattn.engine import evaluate
+from slotattn.training.engine import evaluate
 from slotattn.models import build_model
 from slotattn.pretrained import WEIGHTS_DIR, load_model, pretrained_names
 from slotattn.tasks import build_task
@@ -31,7 +31,7 @@ def test_every_shipped_model_has_a_config_and_a_model_card_entry():
 
 @pytest.mark.parametrize("name", sorted(MODEL_CARD_FG_ARI))
 def test_shipped_model_segments_fresh_scenes_as_its_model_card_says(name):
-    model = SlotAttentionAutoEncoder.from_pretrained(name)
+    model = from_pretrained(name, SlotAttentionAutoEncoder)
     _, cfg = load_model(name)
     fresh = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, eval_seed=424242),
                                 train=dataclasses.replace(cfg.train, eval_batch_size=32))

@@ -13,7 +13,7 @@ import torch
 
 import slotattn
 from slotattn import cli
-from slotattn.checkpoint import latest_checkpoint
+from slotattn.training.checkpoint import latest_checkpoint
 from slotattn.config import Config, load_config
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from slotattn.checkpoint import (
+from slotattn.training.checkpoint import (
     CheckpointError,
     latest_checkpoint,
     list_checkpoints,
@@ -13,7 +13,7 @@ from slotattn.checkpoint import (
     save_checkpoint,
 )
 from slotattn.config import OptimConfig
-from slotattn.schedule import build_scheduler, lr_factor
+from slotattn.training.schedule import build_scheduler, lr_factor
 
 
 def official_lr(step, base=4e-4, warmup=10_000, decay_rate=0.5, decay_steps=100_000):

@@ -9,9 +9,9 @@ import re
 import pytest
 
 from slotattn import cli
-from slotattn.checkpoint import latest_checkpoint
+from slotattn.training.checkpoint import latest_checkpoint
 from slotattn.report import PAPER_FG_ARI, SECTIONS, find_collapsed, mean_std, write_report
-from slotattn.runlog import read_metrics
+from slotattn.training.runlog import read_metrics
 from slotattn.studies import SCALES, STUDIES, StudyError, run_study
 
 TINY = ["train.steps=2", "data.num_eval=8", "train.eval_batch_size=8"]

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from slotattn.config import from_dict
-from slotattn.data.tfrecord import _encode_varint, masked_crc32c
+from slotattn.protowire import encode_varint, masked_crc32c
 from slotattn.models import SlotAttentionAutoEncoder, build_model
 from slotattn.tf_import import (
     OFFICIAL_DEFAULTS,
@@ -222,29 +222,29 @@ def write_bundle(prefix: Path, tensors: dict[str, np.ndarray]) -> None:
     entries = [(b"", b"\x08\x01")]  # BundleHeaderProto(num_shards=1)
     for name in sorted(tensors):
         raw = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
-        shape = b"".join(b"\x12" + _encode_varint(len(d)) + d
-                         for d in (b"\x08" + _encode_varint(n) for n in tensors[name].shape))
-        proto = (b"\x08\x01" + b"\x12" + _encode_varint(len(shape)) + shape + b"\x20" + _encode_varint(len(data))
-                 + b"\x28" + _encode_varint(len(raw)) + b"\x35" + struct.pack("<I", masked_crc32c(raw)))
+        shape = b"".join(b"\x12" + encode_varint(len(d)) + d
+                         for d in (b"\x08" + encode_varint(n) for n in tensors[name].shape))
+        proto = (b"\x08\x01" + b"\x12" + encode_varint(len(shape)) + shape + b"\x20" + encode_varint(len(data))
+                 + b"\x28" + encode_varint(len(raw)) + b"\x35" + struct.pack("<I", masked_crc32c(raw)))
         entries.append((name.encode(), proto))
         data += raw
     for i, (key, value) in enumerate(entries):
         if i % 16 == 0:
             restarts.append(len(block))
-        block += _encode_varint(0) + _encode_varint(len(key)) + _encode_varint(len(value)) + key + value
+        block += encode_varint(0) + encode_varint(len(key)) + encode_varint(len(value)) + key + value
     block += b"".join(struct.pack("<I", r) for r in restarts) + struct.pack("<I", len(restarts))
 
     def with_trailer(contents: bytes) -> bytes:
         return contents + b"\x00" + struct.pack("<I", masked_crc32c(contents + b"\x00"))
 
     table = bytearray(with_trailer(bytes(block)))
-    handle = _encode_varint(0) + _encode_varint(len(block))
+    handle = encode_varint(0) + encode_varint(len(block))
     last = entries[-1][0]
-    index = _encode_varint(0) + _encode_varint(len(last)) + _encode_varint(len(handle)) + last + handle
+    index = encode_varint(0) + encode_varint(len(last)) + encode_varint(len(handle)) + last + handle
     index += struct.pack("<I", 0) + struct.pack("<I", 1)
     index_offset = len(table)
     table += with_trailer(index)
-    footer = _encode_varint(0) + _encode_varint(0) + _encode_varint(index_offset) + _encode_varint(len(index))
+    footer = encode_varint(0) + encode_varint(0) + encode_varint(index_offset) + encode_varint(len(index))
     table += footer.ljust(40, b"\x00") + struct.pack("<Q", 0xDB4775248B80FB57)
     Path(f"{prefix}.index").write_bytes(bytes(table))
     Path(f"{prefix}.data-00000-of-00001").write_bytes(bytes(data))

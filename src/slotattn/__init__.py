@@ -20,7 +20,7 @@ from slotattn.models import (
     build_model,
 )
 from slotattn.nn import SlotAttention
-from slotattn.pretrained import load_model
+from slotattn.pretrained import from_pretrained, load_model
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ __all__ = [
     "SlotAttentionAutoEncoder",
     "SlotAttentionSetPredictor",
     "build_model",
+    "from_pretrained",
     "load_config",
     "load_model",
 ]

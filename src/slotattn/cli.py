@@ -1,8 +1,8 @@
 """The `slotattn` command line: train | eval | visualize | generate | convert | export | import-tf | study | report |
 demo.
 
-The only code that turns a config into builders and calls the engine. Library modules never print; this one
-configures logging and owns progress bars.
+Parse, call the run layer (`slotattn.run`, `slotattn.studies`, the data converters), print. Library modules never
+print; this one configures logging and owns the progress bars.
 """
 
 import argparse
@@ -14,25 +14,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from slotattn import distributed
-from slotattn.checkpoint import CheckpointError, export_safetensors, latest_checkpoint, load_checkpoint
-from slotattn.config import Config, ConfigError, apply_overrides, from_dict, load_config, parse_override, to_dict
-from slotattn.data.build import GENERATORS, VARIANTS, build_eval_batches, build_train_source, generate_to_arrays
+from slotattn import run
+from slotattn.config import ConfigError, Config, from_dict, load_config, parse_override
+from slotattn.data.build import GENERATORS, VARIANTS, generate_to_arrays
 from slotattn.data.clevr import OFFICIAL_SPLITS, TASKS, convert_clevr
 from slotattn.data.clevr6 import convert_clevr6
+from slotattn.data.errors import DataError
 from slotattn.data.generators.clevr import generate_clevr_batch, write_clevr_dataset
 from slotattn.data.multi_object import DATASETS, convert_multi_object, write_multi_object
-from slotattn.data.errors import DataError
-from slotattn.data.store import write_store
-from slotattn.engine import NonFiniteLossError, TrainingInterrupted, evaluate, resolve_device, train, visualize
-from slotattn.models import build_model
-from slotattn.pretrained import load_model, resolve_checkpoint
 from slotattn.report import ReportError, write_report
 from slotattn.studies import SCALES, STUDIES, StudyError, run_study
 from slotattn.tf_import import import_tf_to_safetensors
-from slotattn.tasks import build_task
+from slotattn.training.checkpoint import CheckpointError
+from slotattn.training.engine import NonFiniteLossError, TrainingInterrupted, resolve_device
 
 log = logging.getLogger("slotattn")
 
@@ -47,11 +42,33 @@ CHECKPOINT_HELP = ("a checkpoint file, a run directory (its newest checkpoint), 
                    "of shipped weights (docs/models.md)")
 
 
-def _model_from_checkpoint(path: str, overrides: list[str]) -> tuple[Config, torch.nn.Module, Path]:
-    """Rebuild the model from the config stored in the checkpoint or exported model (no model flags re-declared)."""
-    ckpt = resolve_checkpoint(path)
-    model, cfg = load_model(ckpt)
-    return apply_overrides(cfg, overrides), model, ckpt
+class TrainingBar:
+    """The training progress bar (tqdm), made on the first step: `slotattn.run.train`'s progress callback."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled, self.bar = enabled, None
+
+    def __call__(self, step: int, total: int, values: dict[str, float] | None) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = _tqdm(total=total, initial=step - 1, desc="train")
+        if values is not None:
+            self.bar.set_postfix(loss=f"{values['loss']:.4g}", lr=f"{values['lr']:.2e}",
+                                 img_s=f"{values['img_per_s']:.0f}")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool) -> dict[str, float]:
+    bar = TrainingBar(progress and int(os.environ.get("RANK", "0")) == 0)
+    try:
+        return run.train(cfg, run_dir, resume=resume, progress=bar)
+    finally:
+        bar.close()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -59,14 +76,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if run_dir is None:
             raise ConfigError("--resume needs --run-dir (the run to continue)")
-        ckpt = latest_checkpoint(run_dir)
-        if ckpt is not None:  # the run's own config, plus --set overrides (e.g. more train.steps)
-            cfg = from_dict(load_checkpoint(ckpt)["config"])
-            cfg = apply_overrides(cfg, args.overrides)
-        elif args.config or (run_dir / "config.yaml").exists():
-            cfg = load_config(args.config or run_dir / "config.yaml", args.overrides)
-        else:
-            raise CheckpointError(f"{run_dir}: nothing to resume (no checkpoint, no config.yaml) and no --config")
+        cfg = run.resume_config(run_dir, args.config, args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)
     if run_dir is None:
@@ -79,22 +89,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool) -> dict[str, float]:
-    """Seed, build the model, task and data of `cfg`, and run the engine (also under torchrun)."""
-    torch.manual_seed(cfg.train.seed)  # the only global seeding: slot noise and parameter init (same on all ranks)
-    try:
-        model = build_model(cfg)
-    except ValueError as err:  # e.g. a decoder that cannot reach model.resolution
-        raise ConfigError(f"the config's model cannot be built: {err}") from err
-    try:
-        return train(cfg, model, build_task(cfg.task),
-                     lambda rank, world: build_train_source(cfg, rank, world),
-                     lambda rank, world: build_eval_batches(cfg, rank=rank, world_size=world),
-                     run_dir, resume=resume, progress=progress)
-    finally:
-        distributed.shutdown()
-
-
 def _metric_table(metrics: dict[str, float]) -> str:
     """A Markdown table of metrics (x100, as the paper reports them), e.g. AP at every distance threshold."""
     keys = list(metrics)
@@ -103,23 +97,14 @@ def _metric_table(metrics: dict[str, float]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    cfg, model, ckpt = _model_from_checkpoint(args.checkpoint, args.overrides)
-    # Test-time generalisation (paper Sec. 4): more slots or iterations than in training.
-    if args.num_slots is not None:
-        model.slot_attention.num_slots = args.num_slots
-    if args.num_iterations is not None:
-        model.slot_attention.num_iterations = args.num_iterations
-    device = resolve_device(args.device or cfg.train.device)
-    model.to(device)
-    batches = build_eval_batches(cfg, path=args.data, num=args.num)
-    total = -(-(args.num or cfg.data.num_eval) // cfg.train.eval_batch_size)
-    progress = None if args.no_progress else (lambda it: _tqdm(it, total=total, desc="eval"))
-    metrics = evaluate(model, build_task(cfg.task), batches(), device, seed=cfg.train.seed, progress=progress)
-    result = {"checkpoint": str(ckpt), "data": args.data or cfg.data.eval_path or f"generated:{cfg.data.name}",
-              "num_slots": model.slot_attention.num_slots,
-              "num_iterations": getattr(model.slot_attention, "num_iterations", None),  # None: Slot MLP has none
-              **metrics}
+    def progress(batches):
+        return batches if args.no_progress else _tqdm(batches, desc="eval")
+
+    result = run.evaluate(args.checkpoint, data=args.data, num=args.num, num_slots=args.num_slots,
+                          num_iterations=args.num_iterations, device=args.device, overrides=args.overrides,
+                          progress=progress)
     print(json.dumps(result, indent=2))
+    metrics = {k: v for k, v in result.items() if k not in ("checkpoint", "data", "num_slots", "num_iterations")}
     print(_metric_table(metrics), file=sys.stderr)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
@@ -127,18 +112,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_visualize(args: argparse.Namespace) -> int:
-    cfg, model, ckpt = _model_from_checkpoint(args.checkpoint, [f"train.eval_batch_size={args.num}"])
-    device = resolve_device(args.device or cfg.train.device)
-    model.to(device)
-    batches = build_eval_batches(cfg, path=args.data, num=args.num)
-    path = visualize(model, build_task(cfg.task), batches(), device, Path(args.out), seed=cfg.train.seed)
+    path = run.visualize(args.checkpoint, args.out, num=args.num, data=args.data, device=args.device)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    cfg, model, ckpt = _model_from_checkpoint(args.checkpoint, [])
-    path = export_safetensors(model.state_dict(), to_dict(cfg), args.out)
+    path, ckpt = run.export(args.checkpoint, args.out)
     print(f"exported {ckpt} -> {path} (+ {path.with_suffix('.json')})")
     return 0
 
@@ -166,21 +146,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
               f"(images/{args.split}, scenes/CLEVR_{args.split}_scenes.json, masks/{args.split})")
         return 0
     variant = getattr(args, "variant", None)
-    chunks = generate_to_arrays(args.dataset, args.num, args.seed, args.chunk, variant)
-    meta = {"dataset": args.dataset, "variant": variant,
-            "generator": {"name": f"slotattn.{args.dataset}", "seed": args.seed, "args": {"chunk": args.chunk}}}
     with _tqdm(total=args.num, desc=f"generate {args.dataset}", unit="img", disable=args.no_progress) as bar:
         if fmt == "tfrecord":
             # The original multi_object_datasets format: GZIP TFRecord of tf.train.Example records.
             def counted():
-                for arrays in chunks:
+                for arrays in generate_to_arrays(args.dataset, args.num, args.seed, args.chunk, variant):
                     yield arrays
                     bar.update(len(arrays["image"]))
 
             count = write_multi_object(args.out, args.dataset, counted(), variant=variant)
             print(f"wrote {count} examples to {args.out} (TFRecord, the original multi_object_datasets format)")
             return 0
-        store = write_store(args.out, chunks, meta, num=args.num, overwrite=args.overwrite, progress=bar)
+        store = run.generate(args.dataset, args.num, args.out, seed=args.seed, variant=variant, chunk=args.chunk,
+                             overwrite=args.overwrite, progress=bar)
     print(f"wrote {len(store)} examples to {store.path}")
     return 0
 
@@ -212,18 +190,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data_dir = out / "data"
     if not (data_dir / "meta.json").exists():
         print(f"[1/3] generating {args.num_train} Tetrominoes scenes into {data_dir}")
-        cmd_generate(argparse.Namespace(dataset="tetrominoes", num=args.num_train, seed=0, chunk=4096, variant=None,
-                                        format=None, out=str(data_dir), overwrite=True,
-                                        no_progress=args.no_progress))
+        with _tqdm(total=args.num_train, desc="generate tetrominoes", unit="img", disable=args.no_progress) as bar:
+            store = run.generate("tetrominoes", args.num_train, data_dir, seed=0, overwrite=True, progress=bar)
+        print(f"wrote {len(store)} examples to {store.path}")
     cfg = load_config("demo", [f"data.path={data_dir}", *args.overrides])
     if args.minutes is not None:
         cfg = from_dict({"train": {"max_minutes": args.minutes}}, base=cfg)
     print(f"[2/3] training for at most {cfg.train.max_minutes} minutes on {resolve_device(cfg.train.device)} "
           f"(recipe configs/demo.yaml, run directory {out / 'run'})")
     metrics = _train(cfg, out / "run", resume=args.resume, progress=not args.no_progress)
-    figure = out / "decomposition.png"
     print("[3/3] drawing the slot decomposition")
-    cmd_visualize(argparse.Namespace(checkpoint=str(out / "run"), num=8, out=str(figure), data=None, device=None))
+    figure = run.visualize(out / "run", out / "decomposition.png", num=8)
     print(f"FG-ARI {metrics.get('fg_ari', float('nan')):.3f}  ARI {metrics.get('ari', float('nan')):.3f}  "
           f"mBO {metrics.get('mbo', float('nan')):.3f} on {cfg.data.num_eval} held-out scenes")
     print(f"figure:      {figure}")

@@ -14,13 +14,21 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
 
 class ConfigError(ValueError):
     """A config file, key or value is not valid; the message says where and what was expected."""
+
+
+# The values a string setting may take (checked when a config is loaded or overridden).
+Task = Literal["object_discovery", "set_prediction"]
+Grouping = Literal["slot_attention", "slot_mlp", "soft_kmeans"]  # models/baselines.py
+AttentionAxis = Literal["slots", "inputs"]  # nn/slot_attention.py
+Init = Literal["official", "torch"]  # nn/init.py
+Precision = Literal["auto", "fp32", "bf16"]  # training/engine.py
 
 
 @dataclass(frozen=True)
@@ -43,15 +51,15 @@ class ModelConfig:
     use_encoder_position: bool = True
     use_decoder_position: bool = True
     # The analysis of Sec. 4 (models/baselines.py); each default is the paper's model.
-    grouping: str = "slot_attention"  # or the baselines "slot_mlp" (pooled features -> MLP -> K slots), "soft_kmeans"
-    attention_axis: str = "slots"  # Eq. 1 softmax over slots; "inputs": the ablation, softmax over the N inputs
+    grouping: Grouping = "slot_attention"  # or the baselines "slot_mlp" (pooled features -> MLP -> K slots), "soft_kmeans"
+    attention_axis: AttentionAxis = "slots"  # Eq. 1 softmax over slots; "inputs": the ablation, softmax over the N inputs
     use_gru: bool = True  # GRU slot update (Algorithm 1); False: slots = slots_prev + updates
     use_mlp: bool = True  # residual MLP after the update (Algorithm 1); False removes it
     head_hidden_size: int = 64  # set prediction: per-slot Dense(64, relu) -> Dense(num_outputs, sigmoid)
     num_outputs: int = 19  # set prediction: CLEVR's property vector (3 coords, 2+2+3+8 one-hots, 1 objectness)
     # Parameter initialisation: "official" = the official Keras model's (glorot_uniform kernels, zero biases,
     # orthogonal GRU recurrent kernel; slotattn.nn.init); "torch" = PyTorch's layer defaults, for comparison.
-    init: str = "official"
+    init: Init = "official"
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ class TrainConfig:
     # bfloat16, normalisations/softmax/loss in float32; evaluation always float32) | "auto": bf16 where the device
     # runs it natively (CUDA with bf16, CPUs with AVX512-BF16/AMX), else fp32. The one default that is not the
     # paper's (float32); learning curves of both in benchmarks/README.md.
-    precision: str = "auto"
+    precision: Precision = "auto"
     # torch.compile the training forward (evaluation runs the plain module). Measured on the development CPU:
     # +6 % images/s for Tetrominoes in bf16 after ~3 minutes of compiling; off by default (benchmarks/README.md).
     compile: bool = False
@@ -105,16 +113,15 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Config:
-    task: str = "object_discovery"
+    task: Task = "object_discovery"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-TASKS = ("object_discovery", "set_prediction")
-PRECISIONS = ("auto", "fp32", "bf16")
-INITS = ("official", "torch")  # slotattn.nn.init.INIT_SCHEMES (config imports nothing from nn)
+TASKS: tuple[str, ...] = typing.get_args(Task)
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -150,6 +157,10 @@ def _unknown_key(key: str) -> ConfigError:
 def _coerce(key: str, value: Any, ftype: Any) -> Any:
     """Check `value` against the field type, converting YAML lists to tuples and ints to floats."""
     origin, args = typing.get_origin(ftype), typing.get_args(ftype)
+    if origin is Literal:
+        if value not in args or isinstance(value, bool):
+            raise ConfigError(f"config key '{key}' must be one of {list(args)}, got {value!r}")
+        return value
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -194,12 +205,6 @@ def _apply(cfg: Any, updates: dict[str, Any], prefix: str = "") -> Any:
 
 def validate(cfg: Config) -> Config:
     """Cross-field checks that single field types cannot express."""
-    if cfg.train.precision not in PRECISIONS:
-        raise ConfigError(f"config key 'train.precision' must be one of {PRECISIONS}, got {cfg.train.precision!r}")
-    if cfg.model.init not in INITS:
-        raise ConfigError(f"config key 'model.init' must be one of {INITS}, got {cfg.model.init!r}")
-    if cfg.task not in TASKS:
-        raise ConfigError(f"config key 'task' must be one of {TASKS}, got {cfg.task!r}")
     positive = {
         "model.num_slots": cfg.model.num_slots,
         "model.num_iterations": cfg.model.num_iterations,

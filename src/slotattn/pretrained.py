@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from slotattn.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_safetensors
+from slotattn.training.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_safetensors
 from slotattn.config import Config, from_dict
 from slotattn.models import build_model
 
@@ -66,3 +66,22 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
         raise CheckpointError(f"{path}: the weights do not match the model its config builds: "
                               + " ".join(line.strip() for line in first)) from err
     return model.to(map_location).eval(), cfg
+
+
+def from_pretrained(path_or_name: str | Path, model_class: type[torch.nn.Module] | None = None,
+                    map_location: str | torch.device = "cpu") -> torch.nn.Module:
+    """A trained model in eval mode, from local files only.
+
+    Args:
+        path_or_name: the name of weights shipped with slotattn ("tetrominoes", "multi_dsprites"; docs/models.md),
+            an exported `.safetensors`, a checkpoint or a run directory. The architecture comes from the config
+            stored with the weights.
+        model_class: if given, the class the weights must hold (e.g. `SlotAttentionAutoEncoder`); another one is a
+            CheckpointError naming both.
+        map_location: where to put the weights.
+    """
+    model, cfg = load_model(path_or_name, map_location)
+    if model_class is not None and not isinstance(model, model_class):
+        raise CheckpointError(f"{path_or_name}: holds a {type(model).__name__} (task {cfg.task!r}), "
+                              f"not a {model_class.__name__}")
+    return model

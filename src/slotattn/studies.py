@@ -1,6 +1,6 @@
 """The paper's analysis (Sec. 4) as ready-made studies: test-time iterations and slots, ablations, baselines.
 
-`run_study` trains every variant x seed through `slotattn train` (resumable), evaluates each trained model with
+`run_study` trains every variant x seed with `slotattn.run.train` (resumable), evaluates each trained model with
 `engine.evaluate` (also at other test-time T or K) and writes `out_dir/results.json`; `slotattn.report` turns
 that into tables and figures. Scales (`SCALES`): smoke (debug recipe, seconds), cpu (Tetrominoes on the demo
 recipe, ~1 CPU-hour for the iterations and ablations studies with 3 seeds), paper (the paper's recipe, a GPU).
@@ -18,13 +18,14 @@ from typing import Any
 
 import torch
 
-from slotattn.checkpoint import latest_checkpoint
-from slotattn.config import Config, load_config
+from slotattn import run
+from slotattn.config import Config, ConfigError, load_config
 from slotattn.data.build import build_eval_batches, default_max_objects, generator_for
 from slotattn.data.errors import DataError
-from slotattn.engine import TrainingInterrupted, evaluate, resolve_device, to_device
 from slotattn.pretrained import load_model
 from slotattn.tasks import build_task
+from slotattn.training.checkpoint import latest_checkpoint
+from slotattn.training.engine import NonFiniteLossError, evaluate, resolve_device, to_device
 
 log = logging.getLogger(__name__)
 
@@ -192,37 +193,51 @@ def _lookup(name: str, scale: str) -> tuple[Study, Scale]:
 
 
 def _train(recipe: str, overrides: list[str], run_dir: Path, progress: bool) -> tuple[Config, str]:
-    """Train (or finish) one run through the CLI; returns its config and "trained" | "skipped" | "failed (rc=N)"."""
-    from slotattn import cli  # here, not at the top: the CLI imports this module for `slotattn study`
+    """Train (or finish) one run; returns its config and "trained" | "skipped" | "failed (...)" | "incomplete (...)".
 
+    A run that stops on a non-finite loss, or whose config cannot be built, is recorded as failed and the study goes
+    on; SIGINT/SIGTERM (`TrainingInterrupted`) stops the whole study, its checkpoint written.
+    """
     cfg = load_config(recipe, overrides)
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None and _step_of(ckpt) >= cfg.train.steps:
         log.info("%s: finished (checkpoint %s), not retrained", run_dir, ckpt.name)
         return cfg, "skipped"
-    argv = ["train", "--config", recipe, "--run-dir", str(run_dir)]
-    for text in overrides:
-        argv += ["--set", text]
-    if ckpt is not None or (run_dir / "config.yaml").exists():
-        argv.append("--resume")  # interrupted earlier: continue from its newest checkpoint
-    if not progress:
-        argv.append("--no-progress")
-    log.info("training %s: slotattn %s", run_dir, " ".join(argv))
-    rc = cli.main(argv)
-    if rc == 130:  # SIGINT/SIGTERM: stop the whole study (its checkpoint is written), not just this run
-        raise TrainingInterrupted(f"{run_dir}: training interrupted; run the same study command again to resume")
-    if rc != 0:
-        return cfg, f"failed (rc={rc})"
+    resume = ckpt is not None or (run_dir / "config.yaml").exists()  # interrupted earlier: continue
+    log.info("training %s (recipe %s, overrides %s%s)", run_dir, recipe, overrides, ", resumed" if resume else "")
+    try:
+        run.train(cfg, run_dir, resume=resume, progress=_progress_bar() if progress else None)
+    except (NonFiniteLossError, ConfigError, DataError) as err:
+        log.warning("%s: training failed: %s", run_dir, err)
+        return cfg, f"failed ({type(err).__name__}: {err})"
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None or _step_of(ckpt) < cfg.train.steps:  # e.g. train.max_minutes ran out
         return cfg, f"incomplete (step {_step_of(ckpt) if ckpt else 0} of {cfg.train.steps})"
     return cfg, "trained"
 
 
+def _progress_bar():
+    """A tqdm bar per run, as `run.train`'s progress callback (studies are run from the CLI or a notebook)."""
+    from tqdm.auto import tqdm
+
+    bar = None
+
+    def update(step: int, total: int, values: dict[str, float] | None) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, initial=step - 1, desc="train", dynamic_ncols=True)
+        bar.update(1)
+        if step >= total:
+            bar.close()
+
+    return update
+
+
 @torch.no_grad()
-def _slot_share(model: torch.nn.Module, batch: dict[str, torch.Tensor], device: torch.device, seed: int) -> float:
+def _slot_share(model: torch.nn.Module, batch: dict[str, torch.Tensor], device: torch.device, seed: int,
+                **test_time: int) -> float:
     """Share of all pixels of one held-out batch whose argmax slot is the most used slot (1.0: total collapse)."""
-    out = model(to_device(batch, device)["image"], generator=torch.Generator(device).manual_seed(seed))
+    out = model(to_device(batch, device)["image"], generator=torch.Generator(device).manual_seed(seed), **test_time)
     masks = getattr(out, "masks", None)
     if masks is None:  # set prediction: no masks
         return math.nan
@@ -258,10 +273,9 @@ def evaluate_run(run_dir: str | Path, study: Study, device: str | None = None) -
     trained = getattr(cfg.model, study.test_setting) if study.test_setting else None
     results = []
     for value in settings:
-        if study.test_setting is not None:
-            setattr(model.slot_attention, study.test_setting, value)  # T or K at test time only
-        metrics = evaluate(model, task, batches(), dev, seed=cfg.train.seed)
-        metrics["largest_slot_share"] = _slot_share(model, next(iter(batches())), dev, cfg.train.seed)
+        test_time = {study.test_setting: value} if study.test_setting is not None else {}  # per call, T or K
+        metrics = evaluate(model, task, batches(), dev, seed=cfg.train.seed, **test_time)
+        metrics["largest_slot_share"] = _slot_share(model, next(iter(batches())), dev, cfg.train.seed, **test_time)
         results.append({"setting": value, "trained_setting": value == trained, "step": _step_of(ckpt),
                         "eval_max_objects": cfg.data.eval_max_objects, "metrics": metrics})
     cache.write_text(json.dumps({"key": key, "results": results}, indent=1) + "\n")

@@ -8,13 +8,13 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
-from slotattn.data.clevr import describe_prediction
+from slotattn.data.batch import Batch
+from slotattn.clevr_layout import describe_prediction
 from slotattn.losses import hungarian_huber_loss
 from slotattn.metrics import ClevrAPAccumulator, ari, mean_best_overlap
 from slotattn.models.outputs import AutoEncoderOutput, SetPredictionOutput
 from slotattn.viz import attention_figure, decomposition_figure
 
-Batch = dict[str, torch.Tensor]
 Gather = Callable[[Any], list[Any]]  # this rank's partial result -> every rank's, in rank order
 
 

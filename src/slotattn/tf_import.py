@@ -67,10 +67,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from slotattn.checkpoint import CheckpointError, export_safetensors
+from slotattn.training.checkpoint import CheckpointError, export_safetensors
 from slotattn.config import TASKS, ConfigError, from_dict, to_dict
-from slotattn.data.errors import DataError
-from slotattn.data.tfrecord import _fields, _varint, crc32c, masked_crc32c
+from slotattn.protowire import WireFormatError, crc32c, fields, masked_crc32c, varint
 from slotattn.models import build_model
 from slotattn.nn.init import KERAS_TO_TORCH_GATES
 
@@ -130,9 +129,9 @@ def _block_entries(block: bytes, where: str) -> list[tuple[bytes, bytes]]:
     key = b""
     pos = 0
     while pos < limit:
-        shared, pos = _varint(block, pos, limit)
-        non_shared, pos = _varint(block, pos, limit)
-        value_len, pos = _varint(block, pos, limit)
+        shared, pos = varint(block, pos, limit)
+        non_shared, pos = varint(block, pos, limit)
+        value_len, pos = varint(block, pos, limit)
         if shared > len(key) or pos + non_shared + value_len > limit:
             raise TFCheckpointError(f"{where}: corrupt block entry at byte {pos}")
         key = key[:shared] + block[pos : pos + non_shared]
@@ -153,16 +152,16 @@ def _read_table(path: Path) -> list[tuple[bytes, bytes]]:
         raise TFCheckpointError(f"{path}: not a TensorFlow checkpoint index (magic 0x{magic:016x}, "
                                 f"expected 0x{_TABLE_MAGIC:016x})")
     try:
-        _, pos = _varint(footer, 0, 40)  # metaindex handle: TF writes an empty metaindex, not needed
-        _, pos = _varint(footer, pos, 40)
-        index_offset, pos = _varint(footer, pos, 40)
-        index_size, pos = _varint(footer, pos, 40)
+        _, pos = varint(footer, 0, 40)  # metaindex handle: TF writes an empty metaindex, not needed
+        _, pos = varint(footer, pos, 40)
+        index_offset, pos = varint(footer, pos, 40)
+        index_size, pos = varint(footer, pos, 40)
         entries = []
         for _, handle in _block_entries(_read_block(data, index_offset, index_size, str(path)), str(path)):
-            offset, hpos = _varint(handle, 0, len(handle))
-            size, _ = _varint(handle, hpos, len(handle))
+            offset, hpos = varint(handle, 0, len(handle))
+            size, _ = varint(handle, hpos, len(handle))
             entries += _block_entries(_read_block(data, offset, size, str(path)), str(path))
-    except DataError as err:  # a truncated varint
+    except WireFormatError as err:  # a truncated varint
         raise TFCheckpointError(f"{path}: corrupt checkpoint index ({err})") from err
     return entries
 
@@ -190,10 +189,10 @@ class BundleEntry:
 
 def _parse_shape(buf: bytes, a: int, b: int) -> tuple[int, ...]:
     dims = []
-    for number, wire, da, db in _fields(buf, a, b):
+    for number, wire, da, db in fields(buf, a, b):
         if number == 2 and wire == 2:  # TensorShapeProto.dim
             size = 0
-            for dn, dw, va, _ in _fields(buf, da, db):
+            for dn, dw, va, _ in fields(buf, da, db):
                 if dn == 1 and dw == 0:
                     size = va - (1 << 64) if va >= 1 << 63 else va
             dims.append(size)
@@ -203,7 +202,7 @@ def _parse_shape(buf: bytes, a: int, b: int) -> tuple[int, ...]:
 def _parse_entry(buf: bytes) -> BundleEntry:
     values: dict[str, Any] = {"dtype": 0, "shape": (), "shard_id": 0, "offset": 0, "size": 0, "crc32c": 0,
                               "sliced": False}
-    for number, wire, a, b in _fields(buf, 0, len(buf)):
+    for number, wire, a, b in fields(buf, 0, len(buf)):
         if number == 1 and wire == 0:
             values["dtype"] = a
         elif number == 2 and wire == 2:
@@ -248,12 +247,12 @@ class TensorBundle:
                     self._parse_header(value, index)
                 else:
                     self.entries[key.decode("utf-8")] = _parse_entry(value)
-        except (DataError, UnicodeDecodeError) as err:
+        except (WireFormatError, UnicodeDecodeError) as err:
             raise TFCheckpointError(f"{index}: corrupt bundle entry ({err})") from err
         self._shards: dict[int, bytes] = {}
 
     def _parse_header(self, value: bytes, index: Path) -> None:
-        for number, wire, a, _ in _fields(value, 0, len(value)):
+        for number, wire, a, _ in fields(value, 0, len(value)):
             if number == 1 and wire == 0:
                 self.num_shards = a
             elif number == 2 and wire == 0 and a != 0:
@@ -315,10 +314,10 @@ class TensorBundle:
         try:
             lengths, pos, crc = [], 0, 0
             for _ in range(count):
-                length, pos = _varint(data, pos, len(data))
+                length, pos = varint(data, pos, len(data))
                 lengths.append(length)
                 crc = crc32c(struct.pack("<I" if length <= 0xFFFFFFFF else "<Q", length), crc)
-        except DataError as err:
+        except WireFormatError as err:
             raise TFCheckpointError(f"{self.prefix}: {name}: corrupt string tensor ({err})") from err
         crc = crc32c(data[pos : pos + 4], crc)
         pos += 4

@@ -17,6 +17,9 @@ from slotattn.data.errors import DataError
 
 __all__ = ["IMAGE", "MASK_IDS", "check_mask_partition", "masks_to_ids", "to_model_batch"]
 
+# A model batch: the keys below (plus "index", the examples' positions in their split), tensors of any device.
+Batch = dict[str, torch.Tensor]
+
 IMAGE = "image"  # float32 [B, 3, H, W] in [-1, 1]
 MASK_IDS = "mask_ids"  # int64 [B, H, W], 0 = background, i = the pixel's entity in the source ``mask``
 

@@ -29,6 +29,16 @@ from jaxtyping import Float, Float32, UInt8
 from PIL import Image
 from torch import Tensor
 
+from slotattn.clevr_layout import (  # the 19-number layout, re-exported here for readers of this module
+    COLORS,
+    MATERIALS,
+    PROPERTIES,
+    SHAPES,
+    SIZES,
+    TARGET_SIZE,
+    TARGET_SLICES,
+    describe_prediction,
+)
 from slotattn.data.errors import DataError
 from slotattn.data.store import Store, SupportsUpdate, write_store
 
@@ -59,30 +69,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Class orders of the TFDS `clevr` builder's ClassLabel features (tensorflow_datasets/image/clevr.py). The
-# official one-hot targets use these indices, so the order is part of the target format. It is NOT the order of
-# the CLEVR generator's properties.json (gray, red, blue, green, brown, purple, cyan, yellow for colours).
-SIZES = ("small", "large")
-MATERIALS = ("rubber", "metal")
-SHAPES = ("cube", "sphere", "cylinder")
-COLORS = ("gray", "blue", "brown", "yellow", "red", "green", "purple", "cyan")
-PROPERTIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {"size": SIZES, "material": MATERIALS, "shape": SHAPES, "color": COLORS}  # in target order
-)
-
-# The 19 numbers of a target row (official `preprocess_clevr`): (x, y, z) mapped from [-3, 3] to [0, 1] by
-# (c + 3) / 6, then the one-hots in the order above, then 1 for a real object (0 in padding rows).
-TARGET_SLICES: Mapping[str, slice] = MappingProxyType(
-    {
-        "3d_coords": slice(0, 3),
-        "size": slice(3, 5),
-        "material": slice(5, 7),
-        "shape": slice(7, 10),
-        "color": slice(10, 18),
-        "real": slice(18, 19),
-    }
-)
-TARGET_SIZE = 19
 MAX_OBJECTS = 10  # CLEVR scenes hold 3-10 objects; targets are zero-padded to 10 rows (official max_n_objects)
 
 FRAME_SIZE = (320, 480)  # (H, W) of a CLEVR v1.0 render
@@ -326,26 +312,6 @@ def scene_targets(
     if len(rows) > max_objects:
         raise DataError(f"{where}: {len(rows)} objects, more than the {max_objects} target rows")
     return _pad(rows, max_objects)
-
-
-def describe_prediction(vec: Float[np.ndarray, "19"] | Float[Tensor, "19"]) -> dict[str, Any]:
-    """Decode one 19-d prediction (or target row) into CLEVR terms, for figures and debugging.
-
-    Discrete properties are the argmax over their block, as in the official ``average_precision_clevr``.
-
-    Args:
-        vec: one row in the :data:`TARGET_SLICES` layout.
-
-    Returns:
-        ``{"3d_coords": [x, y, z] in scene units (6 * c - 3), "size", "material", "shape", "color": class names,
-        "real": the last number (1 for a real object; a prediction's confidence)}``.
-    """
-    v = vec.detach().cpu().double().numpy() if isinstance(vec, Tensor) else np.asarray(vec, dtype=np.float64)
-    out: dict[str, Any] = {"3d_coords": [float(c) * 6.0 - 3.0 for c in v[TARGET_SLICES["3d_coords"]]]}
-    for key, names in PROPERTIES.items():
-        out[key] = names[int(np.argmax(v[TARGET_SLICES[key]]))]
-    out["real"] = float(v[TARGET_SLICES["real"]][0])
-    return out
 
 
 # --- the dataset ---------------------------------------------------------------------------------------------------

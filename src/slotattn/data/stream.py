@@ -8,6 +8,7 @@ makes steps start + w, start + w + W, ..., and the loader returns them in step o
 
 from collections.abc import Callable, Iterator
 from itertools import count
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -18,6 +19,15 @@ from slotattn.data.errors import DataError
 from slotattn.data.store import Store
 
 GenerateFn = Callable[[int, np.random.Generator], dict[str, np.ndarray]]
+
+
+@runtime_checkable
+class BatchSource(Protocol):
+    """Training batches indexed by step (what makes resume exact): `GeneratedSource`, `StoreSource`."""
+
+    def batch(self, step: int) -> dict[str, np.ndarray]: ...
+
+    def where(self, step: int) -> str: ...
 
 
 class GeneratedSource:
@@ -89,7 +99,7 @@ class StoreSource:
 class StepBatches(IterableDataset):
     """Endless model batches for steps start_step, start_step + 1, ... (`to_model_batch` applied in the worker)."""
 
-    def __init__(self, source: GeneratedSource | StoreSource, start_step: int = 0):
+    def __init__(self, source: BatchSource, start_step: int = 0):
         super().__init__()
         self.source, self.start_step = source, start_step
 

@@ -49,10 +49,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import google_crc32c
 import numpy as np
 
 from slotattn.data.errors import DataError
+from slotattn.protowire import WireFormatError, crc32c, encode_varint, fields, masked_crc32c, varint
 
 __all__ = [
     "COMPRESSIONS",
@@ -73,13 +73,11 @@ __all__ = [
 ]
 
 COMPRESSIONS = ("none", "gzip", "zlib")  # TensorFlow's compression_type "", "GZIP", "ZLIB"
-_MASK_DELTA = 0xA282EAD8
 _HEADER = struct.Struct("<QI")  # length, masked CRC of the length
 _FOOTER = struct.Struct("<I")  # masked CRC of the data
 _READ_CHUNK = 64 << 20  # a record is read in pieces of at most this size, so a bad length cannot allocate 2**64
 _LEVEL = 6  # TensorFlow's GZIP/ZLIB writers use zlib's Z_DEFAULT_COMPRESSION, which is level 6
 _ZLIB_WBITS = 15  # TensorFlow's ZLIB: a zlib-wrapped deflate stream with a 32 KiB window
-_U64 = (1 << 64) - 1
 
 Kind = Literal["bytes_list", "float_list", "int64_list"]
 _KIND_FIELD: dict[str, int] = {"bytes_list": 1, "float_list": 2, "int64_list": 3}  # Feature's oneof members
@@ -87,41 +85,6 @@ _FIELD_KIND: dict[int, Kind] = {1: "bytes_list", 2: "float_list", 3: "int64_list
 # A BytesList value of one byte serializes as 0x0a (field 1, length-delimited), 0x01 (length), the byte; read
 # little-endian, the first two bytes are the uint16 0x010a.
 _ONE_BYTE_VALUE = np.dtype([("tag", "<u2"), ("value", "u1")])
-
-
-# --------------------------------------------------------------------------------------------------- CRC32C
-
-
-def crc32c(data: bytes | bytearray | memoryview | np.ndarray, value: int = 0) -> int:
-    """CRC32C (Castagnoli, RFC 3720) of ``data``, continuing from ``value`` (the CRC of the preceding bytes).
-
-    Args:
-        data: the bytes to checksum; an array is read as its raw bytes in C order.
-        value: CRC of everything before ``data``; 0 to start.
-
-    Returns:
-        The unsigned 32-bit CRC; ``crc32c(b"123456789") == 0xE3069283``.
-    """
-    if isinstance(data, np.ndarray):
-        data = np.ascontiguousarray(data).tobytes()
-    elif not isinstance(data, bytes):
-        data = bytes(data)  # google_crc32c takes only read-only bytes
-    return google_crc32c.extend(value, data) if value else google_crc32c.value(data)
-
-
-def masked_crc32c(data: bytes | bytearray | memoryview) -> int:
-    """TFRecord's masked CRC32C: ``((crc >> 15) | (crc << 17)) + 0xa282ead8`` modulo 2**32.
-
-    TensorFlow masks the CRC because a CRC of data that embeds CRCs is otherwise degenerate.
-
-    Args:
-        data: the bytes to checksum.
-
-    Returns:
-        The masked CRC as an unsigned 32-bit integer.
-    """
-    crc = crc32c(data)
-    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
 
 
 # ---------------------------------------------------------------------------------------------- compression
@@ -494,95 +457,20 @@ def write_records(
 # --------------------------------------------------------------------------------- protobuf wire format
 
 
-def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
-    """Decode a base-128 varint at ``pos``; returns (value mod 2**64, next position)."""
-    result = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise DataError(f"truncated varint at byte {pos}")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result & _U64, pos
-        shift += 7
-        if shift >= 70:
-            raise DataError(f"varint longer than 10 bytes ending at byte {pos}")
-
-
-def _encode_varint(value: int) -> bytes:
-    value &= _U64  # negative int64 -> two's complement, 10 bytes
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _fields(buf: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int, int]]:
-    """Iterate over the fields of one message in ``buf[pos:end]``.
-
-    Yields ``(field_number, wire_type, a, b)``: for a varint ``a`` is the value; for fixed64/fixed32 and
-    length-delimited fields ``buf[a:b]`` holds the value's bytes. Groups (wire types 3/4, deprecated and absent
-    from tf.train.Example) are skipped as unknown fields.
-    """
-    while pos < end:
-        key = buf[pos]
-        if key < 0x80:  # fast path: one-byte key (field numbers < 16)
-            pos += 1
-        else:
-            key, pos = _varint(buf, pos, end)
-        number, wire = key >> 3, key & 7
-        if number == 0:
-            raise DataError(f"invalid field number 0 at byte {pos}")
-        if wire == 0:
-            value, pos = _varint(buf, pos, end)
-            yield number, wire, value, pos
-        elif wire == 2:
-            if pos < end and buf[pos] < 0x80:  # fast path: length < 128
-                size, start = buf[pos], pos + 1
-            else:
-                size, start = _varint(buf, pos, end)
-            pos = start + size
-            if pos > end:
-                raise DataError(f"field {number}: length {size} at byte {start} runs past the end of its message")
-            yield number, wire, start, pos
-        elif wire in (1, 5):
-            start, pos = pos, pos + (8 if wire == 1 else 4)
-            if pos > end:
-                raise DataError(f"field {number}: truncated fixed-size value at byte {start}")
-            yield number, wire, start, pos
-        elif wire == 3:
-            pos = _skip_group(buf, pos, end, number)
-        else:
-            raise DataError(f"field {number}: invalid wire type {wire} at byte {pos}")
+    """`protowire.fields`, its wire-format errors raised as this module's DataError."""
+    try:
+        yield from fields(buf, pos, end)
+    except WireFormatError as err:
+        raise DataError(str(err)) from err
 
 
-def _skip_group(buf: bytes, pos: int, end: int, number: int) -> int:
-    while True:
-        if pos >= end:
-            raise DataError(f"group {number}: no end-group tag")
-        key, pos = _varint(buf, pos, end)
-        inner, wire = key >> 3, key & 7
-        if wire == 4:
-            if inner != number:
-                raise DataError(f"group {number}: mismatched end-group tag {inner}")
-            return pos
-        if wire == 0:
-            pos = _varint(buf, pos, end)[1]
-        elif wire == 2:
-            size, pos = _varint(buf, pos, end)
-            pos += size
-        elif wire in (1, 5):
-            pos += 8 if wire == 1 else 4
-        elif wire == 3:
-            pos = _skip_group(buf, pos, end, inner)
-        else:
-            raise DataError(f"group {number}: invalid wire type {wire}")
-        if pos > end:
-            raise DataError(f"group {number}: runs past the end of its message")
+def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+    """`protowire.varint`, its wire-format errors raised as this module's DataError."""
+    try:
+        return varint(buf, pos, end)
+    except WireFormatError as err:
+        raise DataError(str(err)) from err
 
 
 @dataclass(frozen=True)
@@ -677,7 +565,7 @@ class Feature:
         """This Feature as a serialized ``tf.train.Feature`` message."""
         if self.kind is None:
             return b""
-        return bytes([_KIND_FIELD[self.kind] << 3 | 2]) + _encode_varint(len(self.payload)) + self.payload
+        return bytes([_KIND_FIELD[self.kind] << 3 | 2]) + encode_varint(len(self.payload)) + self.payload
 
 
 def bytes_feature(values: Iterable[bytes | bytearray]) -> Feature:
@@ -692,7 +580,7 @@ def bytes_feature(values: Iterable[bytes | bytearray]) -> Feature:
     parts = []
     for value in values:
         value = bytes(value)
-        parts += [b"\x0a", _encode_varint(len(value)), value]
+        parts += [b"\x0a", encode_varint(len(value)), value]
     return Feature("bytes_list", b"".join(parts))
 
 
@@ -730,7 +618,7 @@ def float_feature(values: np.ndarray | Iterable[float]) -> Feature:
         The Feature.
     """
     data = np.asarray(values, dtype="<f4").reshape(-1).tobytes()
-    return Feature("float_list", b"\x0a" + _encode_varint(len(data)) + data if data else b"")
+    return Feature("float_list", b"\x0a" + encode_varint(len(data)) + data if data else b"")
 
 
 def int64_feature(values: np.ndarray | Iterable[int]) -> Feature:
@@ -750,8 +638,8 @@ def int64_feature(values: np.ndarray | Iterable[int]) -> Feature:
         raise ValueError(f"int64_feature: expected integers, got dtype {array.dtype}")
     if array.dtype.kind == "u" and array.size and int(array.max()) > np.iinfo(np.int64).max:
         raise ValueError("int64_feature: values above the int64 range")
-    data = b"".join(_encode_varint(int(v)) for v in array.reshape(-1).tolist())
-    return Feature("int64_list", b"\x0a" + _encode_varint(len(data)) + data if data else b"")
+    data = b"".join(encode_varint(int(v)) for v in array.reshape(-1).tolist())
+    return Feature("int64_list", b"\x0a" + encode_varint(len(data)) + data if data else b"")
 
 
 def encode_example(features: Mapping[str, Feature]) -> bytes:
@@ -770,10 +658,10 @@ def encode_example(features: Mapping[str, Feature]) -> bytes:
             raise TypeError(f"encode_example: '{key}' must be a Feature, got {type(feature).__name__}")
         name = key.encode("utf-8")
         value = feature.serialize()
-        entry = b"\x0a" + _encode_varint(len(name)) + name + b"\x12" + _encode_varint(len(value)) + value
-        entries += [b"\x0a", _encode_varint(len(entry)), entry]
+        entry = b"\x0a" + encode_varint(len(name)) + name + b"\x12" + encode_varint(len(value)) + value
+        entries += [b"\x0a", encode_varint(len(entry)), entry]
     body = b"".join(entries)
-    return b"\x0a" + _encode_varint(len(body)) + body if body else b""
+    return b"\x0a" + encode_varint(len(body)) + body if body else b""
 
 
 def _decode_feature(buf: bytes) -> Feature:

@@ -12,14 +12,12 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
+from slotattn.clevr_layout import ATTRIBUTE_SLICES, COORD_SCALE, TARGET_SIZE
 from slotattn.shapes import Float, Tensor
 
 __all__ = ["ClevrAPAccumulator", "clevr_average_precision"]
 
-NUM_PROPERTIES = 19
-# Argmax groups of the discrete properties: size, material, shape, colour.
-ATTRIBUTE_SLICES = (slice(3, 5), slice(5, 7), slice(7, 10), slice(10, 18))
-COORD_SCALE = 6.0  # coords were mapped from [-3, 3] to [0, 1]; distances are measured in the original units
+NUM_PROPERTIES = TARGET_SIZE
 DEFAULT_THRESHOLDS = (math.inf, 1.0, 0.5, 0.25, 0.125)
 
 

@@ -5,6 +5,8 @@ import typing
 import torch
 
 from slotattn.models.base import SlotModel
+from slotattn.models.baselines import Grouping
+from slotattn.nn.slot_attention import AttentionAxis
 from slotattn.models.outputs import AutoEncoderOutput
 from slotattn.nn import SpatialBroadcastDecoder
 from slotattn.nn.precision import full_precision
@@ -60,8 +62,8 @@ class SlotAttentionAutoEncoder(SlotModel):
         decoder_out_kernel_size: int = 3,
         use_encoder_position: bool = True,
         use_decoder_position: bool = True,
-        grouping: str = "slot_attention",
-        attention_axis: str = "slots",
+        grouping: Grouping = "slot_attention",
+        attention_axis: AttentionAxis = "slots",
         use_gru: bool = True,
         use_mlp: bool = True,
     ):

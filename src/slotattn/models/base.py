@@ -1,10 +1,12 @@
 """What every slotattn model shares (paper Sec. 2.2-2.3): CNN encoder + position embedding -> set of features ->
 LayerNorm + MLP -> a grouping module (Slot Attention or a baseline). Subclasses add a decoder or a head."""
 
+import warnings
+
 import torch
 from torch import nn
 
-from slotattn.models.baselines import build_grouping
+from slotattn.models.baselines import Grouping, build_grouping
 from slotattn.models.checks import check_image
 from slotattn.nn import CNNEncoder, MLP, SoftPositionEmbed
 from slotattn.nn.precision import full_precision
@@ -32,7 +34,7 @@ class SlotModel(nn.Module):
         encoder_strides: tuple[int, ...],
         hidden_size: int,
         use_encoder_position: bool,
-        grouping: str,
+        grouping: Grouping,
         **grouping_args,
     ):
         super().__init__()
@@ -57,17 +59,31 @@ class SlotModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path_or_name: str, map_location: str | torch.device = "cpu") -> "SlotModel":
-        """A trained model in eval mode, from local files only: the name of weights shipped with slotattn
-        ("tetrominoes", "multi_dsprites"; docs/models.md), an exported `.safetensors`, a checkpoint or a run
-        directory. The architecture comes from the config stored with the weights."""
-        from slotattn.checkpoint import CheckpointError  # here, not at the top: pretrained builds the models
-        from slotattn.pretrained import load_model
+        """Deprecated: `slotattn.from_pretrained(path_or_name, cls)`; loading lives with the loading code."""
+        warnings.warn(f"{cls.__name__}.from_pretrained is deprecated; use slotattn.from_pretrained(path_or_name) "
+                      "(or slotattn.pretrained.from_pretrained(path_or_name, model_class))", DeprecationWarning,
+                      stacklevel=2)
+        from slotattn.pretrained import from_pretrained  # the deprecated shim's upward import (tests/test_layering)
 
-        model, cfg = load_model(path_or_name, map_location)
-        if not isinstance(model, cls):
-            raise CheckpointError(f"{path_or_name}: holds a {type(model).__name__} (task {cfg.task!r}), "
-                                  f"not a {cls.__name__}")
-        return model
+        return from_pretrained(path_or_name, cls, map_location)
+
+    def noise_shape(self, batch_size: int) -> tuple[int, int, int]:
+        """[B, K, D] of the standard-normal slot noise a forward pass draws at the trained K (for `noise=`).
+
+        The training loop draws it (one global draw, sliced per data-parallel rank) and passes it in, so that it
+        never reaches into the grouping module. The Slot MLP baseline ignores its values but takes the shape.
+        """
+        return batch_size, self.slot_attention.num_slots, self.slot_attention.slot_size
+
+    @property
+    def num_slots(self) -> int:
+        """K as trained (a forward pass may ask for another with `num_slots=`)."""
+        return self.slot_attention.num_slots
+
+    @property
+    def num_iterations(self) -> int | None:
+        """T as trained (None: the Slot MLP baseline does not iterate); `num_iterations=` changes it per call."""
+        return getattr(self.slot_attention, "num_iterations", None)
 
     def check_image(self, image: Tensor) -> None:
         """Raise ValueError/TypeError naming expected vs received rank, channels, size, dtype and device."""

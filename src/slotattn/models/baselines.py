@@ -6,6 +6,8 @@ models, the engine (which draws slot noise from `num_slots` x `slot_size`) and t
 `build_grouping` picks one by name; the ablation switches themselves live in `slotattn.nn.SlotAttention`.
 """
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
 
@@ -13,10 +15,11 @@ from slotattn.nn.precision import autocast_disabled, full_precision
 from slotattn.nn import SlotAttention
 from slotattn.nn.init import glorot_uniform_like_keras_
 from slotattn.nn.layers import Dense
-from slotattn.nn.slot_attention import LAYER_NORM_EPS, GaussianSlotInit
+from slotattn.nn.slot_attention import LAYER_NORM_EPS, AttentionAxis, GaussianSlotInit
 from slotattn.shapes import Float, Tensor
 
-GROUPINGS = ("slot_attention", "slot_mlp", "soft_kmeans")
+Grouping = Literal["slot_attention", "slot_mlp", "soft_kmeans"]
+GROUPINGS: tuple[str, ...] = get_args(Grouping)
 SIMILARITIES = ("dot", "distance")
 
 
@@ -192,14 +195,14 @@ class SoftKMeans(GaussianSlotInit, nn.Module):
 
 
 def build_grouping(
-    grouping: str,
+    grouping: Grouping,
     num_slots: int,
     slot_size: int,
     input_size: int,
     num_iterations: int,
     mlp_hidden_size: int,
     epsilon: float,
-    attention_axis: str = "slots",
+    attention_axis: AttentionAxis = "slots",
     use_gru: bool = True,
     use_mlp: bool = True,
 ) -> nn.Module:

@@ -5,6 +5,8 @@ import typing
 import torch
 
 from slotattn.models.base import SlotModel
+from slotattn.models.baselines import Grouping
+from slotattn.nn.slot_attention import AttentionAxis
 from slotattn.nn.precision import full_precision
 from slotattn.models.outputs import SetPredictionOutput
 from slotattn.nn import MLP
@@ -53,8 +55,8 @@ class SlotAttentionSetPredictor(SlotModel):
         head_hidden_size: int = 64,
         num_outputs: int = 19,
         use_encoder_position: bool = True,
-        grouping: str = "slot_attention",
-        attention_axis: str = "slots",
+        grouping: Grouping = "slot_attention",
+        attention_axis: AttentionAxis = "slots",
         use_gru: bool = True,
         use_mlp: bool = True,
     ):

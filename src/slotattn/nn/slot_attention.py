@@ -6,6 +6,8 @@ The ablation switches of the paper's analysis (Sec. 4) are constructor arguments
 `use_mlp`; their defaults are the paper's module.
 """
 
+from typing import Literal, get_args
+
 import torch
 from torch import nn
 
@@ -19,7 +21,8 @@ LAYER_NORM_EPS = 1e-3
 
 
 # Which axis the attention softmax normalises: "slots" (Eq. 1, the paper) or "inputs" (the Sec. 4 ablation).
-ATTENTION_AXES = ("slots", "inputs")
+AttentionAxis = Literal["slots", "inputs"]
+ATTENTION_AXES: tuple[str, ...] = get_args(AttentionAxis)
 
 
 class GaussianSlotInit:
@@ -98,7 +101,7 @@ class SlotAttention(GaussianSlotInit, nn.Module):
         num_iterations: int = 3,
         mlp_hidden_size: int = 128,
         epsilon: float = 1e-8,
-        attention_axis: str = "slots",
+        attention_axis: AttentionAxis = "slots",
         use_gru: bool = True,
         use_mlp: bool = True,
     ):

@@ -1,0 +1,397 @@
+"""The ONE train/eval loop for every task: Adam + the paper's schedule, logs, evaluation, figures, checkpoints.
+
+It knows a task only through `Task.loss/evaluator/visualize`, a model only as an `nn.Module` called on
+`batch["image"]` (with `noise=` when it has a `noise_shape`), and data only as a step-indexed source
+(`slotattn.data.stream`), which is what makes `resume` exact: the checkpoint of step s holds the whole
+`TrainState` and the RNG states, and the batches after s are a function of s alone.
+
+    train        set-up (devices, DDP, resume), then the loop: `train_step` + the log/eval/figure/checkpoint cadence
+    train_step   one optimisation step: forward + loss, cross-rank agreement, backward, non-finite guard, update
+    evaluate     a task's metrics over a split, with per-call test-time settings (slots, iterations)
+"""
+
+import contextlib
+import logging
+import math
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from slotattn.config import Config, dump_config, to_dict
+from slotattn.data.batch import Batch
+from slotattn.data.stream import BatchSource, StepBatches
+from slotattn.tasks import Task
+from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from slotattn.training.distributed import DistInfo, all_reduce_sum, barrier, gather_objects, init_distributed
+from slotattn.training.runlog import RunLog
+from slotattn.training.state import TrainState
+
+log = logging.getLogger(__name__)
+
+# progress(step, total_steps, logged values or None): called after every step by `train`; the caller owns the bar.
+Progress = Callable[[int, int, dict[str, float] | None], None]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or a gradient became NaN/inf; nothing of that step was applied or saved."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """SIGINT/SIGTERM arrived; a checkpoint of the last completed step was written."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` picks CUDA when available, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"train.device={name!r} but CUDA is not available on this machine")
+    return device
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The training precision "auto" stands for on `device`: "bf16" where bfloat16 runs natively, else "fp32".
+
+    CUDA: `torch.cuda.is_bf16_supported()` (Ampere and later). CPU: oneDNN's bfloat16 support, i.e. AVX512-BF16
+    or AMX instructions; emulated bfloat16 elsewhere would be slower than float32.
+    """
+    if precision != "auto":
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+    return "fp32"
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+def test_time_settings(num_slots: int | None = None, num_iterations: int | None = None) -> dict[str, int]:
+    """The per-call keyword arguments of a model for test-time slots/iterations (only the ones given)."""
+    return {k: v for k, v in (("num_slots", num_slots), ("num_iterations", num_iterations)) if v is not None}
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module, task: Task, batches: Iterable[Batch], device: torch.device, seed: int = 0,
+    progress: Callable[[Iterable[Batch]], Iterable[Batch]] | None = None, dist_info: DistInfo = DistInfo(),
+    num_slots: int | None = None, num_iterations: int | None = None,
+) -> dict[str, float]:
+    """The task's metrics over a whole split (under DDP: this rank's shard, combined over ranks by the task).
+
+    Slot noise is seeded by each batch's position in the split (`batch["index"]`), so evaluation is repeatable,
+    gives the same numbers on any number of ranks, and leaves the training RNG untouched. `num_slots` and
+    `num_iterations` (None: as trained) are passed to the model on every call: the paper's test-time
+    generalisation, without changing the model.
+    """
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device)
+    evaluator = task.evaluator()
+    settings = test_time_settings(num_slots, num_iterations)
+    for batch in progress(batches) if progress else batches:
+        generator.manual_seed(seed * 1_000_003 + int(batch["index"][0]) if "index" in batch else seed)
+        batch = to_device(batch, device)
+        evaluator.update(model(batch["image"], generator=generator, **settings), batch)
+    model.train(was_training)
+    return evaluator.compute(lambda obj: gather_objects(obj, dist_info))
+
+
+@torch.no_grad()
+def visualize(model: torch.nn.Module, task: Task, batches: Iterable[Batch], device: torch.device, path: Path,
+              seed: int = 0, num_slots: int | None = None, num_iterations: int | None = None) -> Path:
+    """The task's figure of the first held-out batch (test-time settings as in `evaluate`)."""
+    was_training = model.training
+    model.eval()
+    batch = to_device(next(iter(batches)), device)
+    out = model(batch["image"], generator=torch.Generator(device).manual_seed(seed),
+                **test_time_settings(num_slots, num_iterations))
+    model.train(was_training)
+    return task.visualize(out, batch, path)
+
+
+def draw_slot_noise(model: torch.nn.Module, global_batch: int, dist_info: DistInfo,
+                    device: torch.device) -> torch.Tensor | None:
+    """This rank's slice of one standard-normal draw for the whole global batch (None: the model has no noise).
+
+    Every rank draws the same global noise from its (identical) RNG and keeps its slice, so N ranks x batch b
+    follow 1 process x batch N*b.
+    """
+    if not hasattr(model, "noise_shape"):
+        return None
+    noise = torch.randn(model.noise_shape(global_batch), device=device)
+    local = global_batch // dist_info.world_size
+    return noise[dist_info.rank * local : (dist_info.rank + 1) * local]
+
+
+@dataclass
+class StepOutcome:
+    """What one `train_step` did.
+
+    Attributes:
+        values: loss terms averaged over ranks, plus "grad_norm" when the gradient was computed.
+        problem: None, or why the update was not applied ("non-finite loss" | "non-finite gradient").
+        flags: the caller's stop flags, OR-ed over ranks (so every rank takes the same decision).
+    """
+
+    values: dict[str, float]
+    problem: str | None
+    flags: list[bool]
+
+
+def train_step(
+    state: TrainState,
+    model: torch.nn.Module,
+    task: Task,
+    batch: Batch,
+    noise: torch.Tensor | None,
+    *,
+    precision: str = "fp32",
+    grad_clip_norm: float | None = None,
+    dist_info: DistInfo = DistInfo(),
+    flags: tuple[bool, ...] = (),
+) -> StepOutcome:
+    """One optimisation step on `batch`: forward + loss, backward, (clip), Adam, schedule; `state.step` += 1.
+
+    A non-finite loss or gradient applies nothing (parameters and Adam's state stay as they were) and is reported
+    in `problem`; the schedule still advances, so the step counts. `model` is what runs the forward pass (the
+    DDP or compiled wrapper of `state.model`, or `state.model` itself).
+    """
+    device_type = batch["image"].device.type
+    autocast = torch.autocast(device_type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    with autocast:  # bf16 mixed precision if asked; the models keep softmax/LayerNorm/losses in float32
+        out = model(batch["image"]) if noise is None else model(batch["image"], noise=noise)
+        terms = task.loss(out, batch)
+    # Loss terms averaged over ranks, plus the caller's flags, in one collective so all ranks decide alike.
+    names = sorted(terms)
+    shared = all_reduce_sum(torch.tensor([float(terms[k].detach()) for k in names] + [float(f) for f in flags],
+                                         dtype=torch.float64, device=batch["image"].device), dist_info)
+    values = {k: float(shared[i]) / dist_info.world_size for i, k in enumerate(names)}
+    reduced_flags = [bool(v > 0) for v in shared[len(names):]]
+    problem = None if all(math.isfinite(v) for v in values.values()) else "non-finite loss"
+    if problem is None:
+        state.optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        # The total gradient norm (after DDP's all-reduce: the same on every rank), clipped if asked.
+        max_norm = grad_clip_norm if grad_clip_norm is not None else math.inf
+        values["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(state.model.parameters(), max_norm))
+        if not math.isfinite(values["grad_norm"]):
+            problem = "non-finite gradient"
+    if problem is None:
+        state.optimizer.step()
+    else:
+        state.skipped_steps += 1
+    state.scheduler.step()
+    state.step += 1
+    return StepOutcome(values, problem, reduced_flags)
+
+
+@dataclass
+class _Stop:
+    """Set by the SIGINT/SIGTERM handlers; checked between steps."""
+
+    signal_name: str | None = None
+    previous: dict[int, Any] = field(default_factory=dict)
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signal_name is not None:  # second signal: stop now
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def train(
+    cfg: Config,
+    model: torch.nn.Module,
+    task: Task,
+    make_source: Callable[[int, int], BatchSource],
+    make_eval_batches: Callable[[int, int], Callable[[], Iterable[Batch]]],
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, float]:
+    """Train `model` on `task` until `cfg.train.steps`, logging, evaluating and checkpointing on the way.
+
+    Under `torchrun` (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel, each rank reads its
+    shard of every global batch of `cfg.train.batch_size`, only rank 0 writes, and evaluation is reduced over
+    ranks; slot noise as `draw_slot_noise`.
+
+    Args:
+        cfg: the resolved config (written to `run_dir/config.yaml` and into every checkpoint).
+        model: built by `build_model(cfg)`; moved to the configured device.
+        task: loss, metrics and figures of the task.
+        make_source: (rank, world_size) -> step-indexed training batches of this rank.
+        make_eval_batches: (rank, world_size) -> a factory of fresh iterables over this rank's held-out shard.
+        run_dir: where logs, figures and checkpoints go.
+        resume: continue from the newest valid checkpoint in `run_dir` (start afresh if there is none).
+        progress: called on rank 0 after every step as progress(step, total, values or None).
+
+    Returns:
+        The last evaluation's metrics.
+
+    Raises:
+        NonFiniteLossError: the loss or gradient norm is not finite (unless `optim.skip_nonfinite`).
+        TrainingInterrupted: SIGINT/SIGTERM; a checkpoint was written first.
+    """
+    run_dir = Path(run_dir)
+    dist_info, device = init_distributed(resolve_device(cfg.train.device))
+    if cfg.train.batch_size % dist_info.world_size:
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by {dist_info.world_size} ranks")
+    if dist_info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    source = make_source(dist_info.rank, dist_info.world_size)
+    eval_batches = make_eval_batches(dist_info.rank, dist_info.world_size)
+    model.to(device)
+    state = TrainState.create(model, cfg.optim)
+    runlog = RunLog(run_dir, tensorboard=cfg.train.tensorboard, enabled=dist_info.is_main)
+    resumed_from = latest_checkpoint(run_dir) if resume else None
+    if resumed_from is not None:
+        state.restore(load_checkpoint(resumed_from))
+        runlog.resume_from(state.step)
+        log.info("resumed from %s at step %d", resumed_from, state.step)
+    if dist_info.is_main:
+        dump_config(cfg, run_dir / "config.yaml")
+    forward = model  # what runs the training forward: the model, or its DDP / compiled wrapper
+    if dist_info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.train.compile:
+        forward = torch.compile(forward)  # the training forward only; evaluation and checkpoints use the model
+    precision = resolve_precision(cfg.train.precision, device)
+    if dist_info.is_main:
+        log.info("training precision: %s (train.precision=%s)", precision, cfg.train.precision)
+    loader = DataLoader(
+        StepBatches(source, start_step=state.step),
+        batch_size=None,
+        num_workers=cfg.data.num_workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator(),  # keeps the loader from drawing on the global RNG (exact resume)
+        persistent_workers=False,
+    )
+    loop = _Loop(cfg, state, task, eval_batches, device, dist_info, run_dir, runlog, progress, resumed_from)
+    stop = _Stop()
+    stop.install()
+    deadline = time.perf_counter() + 60 * cfg.train.max_minutes if cfg.train.max_minutes is not None else math.inf
+    model.train()
+    batches = iter(loader)
+    try:
+        while state.step < cfg.train.steps:
+            batch = to_device(next(batches), device)
+            noise = draw_slot_noise(model, cfg.train.batch_size, dist_info, device)
+            outcome = train_step(state, forward, task, batch, noise, precision=precision,
+                                 grad_clip_norm=cfg.optim.grad_clip_norm, dist_info=dist_info,
+                                 flags=(stop.signal_name is not None, time.perf_counter() >= deadline))
+            stop_requested, out_of_time = outcome.flags
+            if outcome.problem is not None:
+                loop.on_nonfinite(outcome)
+            # The time budget ends the run like its last step: log, evaluate, draw and checkpoint now.
+            last = state.step >= cfg.train.steps or out_of_time
+            loop.after_step(outcome.values, last)
+            if last:
+                if state.step < cfg.train.steps:
+                    log.warning("train.max_minutes=%s reached at step %d of %d", cfg.train.max_minutes,
+                                state.step, cfg.train.steps)
+                break
+            if stop_requested:
+                path = loop.checkpoint_if_needed()
+                raise TrainingInterrupted(
+                    f"{stop.signal_name or 'a signal to another rank'} at step {state.step}: checkpoint written to "
+                    f"{path}; continue with: slotattn train --run-dir {run_dir} --resume")
+    finally:
+        stop.restore()
+        runlog.close()
+    return loop.metrics
+
+
+class _Loop:
+    """The cadence around `train_step`: logs every `log_every`, evaluation, figures and checkpoints."""
+
+    def __init__(self, cfg: Config, state: TrainState, task: Task, eval_batches: Callable[[], Iterable[Batch]],
+                 device: torch.device, dist_info: DistInfo, run_dir: Path, runlog: RunLog,
+                 progress: Progress | None, last_checkpoint: Path | None):
+        self.cfg, self.state, self.task, self.eval_batches = cfg, state, task, eval_batches
+        self.device, self.dist_info, self.run_dir, self.runlog = device, dist_info, run_dir, runlog
+        self.progress = progress if dist_info.is_main else None
+        self.metrics: dict[str, float] = {}
+        self.last_checkpoint = last_checkpoint  # named by the non-finite guard
+        self.window_start, self.window_images = time.perf_counter(), 0
+        self.lr = state.learning_rate  # the rate the coming step uses (logged with it)
+
+    def on_nonfinite(self, outcome: StepOutcome) -> None:
+        values = ", ".join(f"{k}={v:.6g}" for k, v in outcome.values.items())
+        step = self.state.step - 1
+        if not self.cfg.optim.skip_nonfinite:
+            where = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else \
+                "no checkpoint written yet"
+            raise NonFiniteLossError(f"step {step}: {outcome.problem} ({values}); {where}; "
+                                     "set optim.skip_nonfinite=true to skip such steps instead")
+        log.warning("step %d: %s (%s): step skipped (%d so far)", step, outcome.problem, values,
+                    self.state.skipped_steps)
+
+    def after_step(self, values: dict[str, float], last: bool) -> None:
+        cfg, step = self.cfg.train, self.state.step
+        self.window_images += cfg.batch_size
+        logged = None
+        if step % cfg.log_every == 0 or last:
+            logged = values | {"lr": self.lr, "img_per_s": self.window_images / (time.perf_counter() - self.window_start)}
+            if self.cfg.optim.skip_nonfinite:
+                logged["skipped_steps"] = self.state.skipped_steps
+            self.runlog.write(step, "train", logged)
+            self.window_start, self.window_images = time.perf_counter(), 0
+        self.lr = self.state.learning_rate
+        if self.progress is not None:
+            self.progress(step, cfg.steps, logged)
+        model = self.state.model
+        if step % cfg.eval_every == 0 or last:
+            self.metrics = evaluate(model, self.task, self.eval_batches(), self.device, seed=cfg.seed,
+                                    dist_info=self.dist_info)
+            self.runlog.write(step, "eval", self.metrics)
+            log.info("step %d eval %s", step, self.metrics)
+        if (step % cfg.vis_every == 0 or last) and self.dist_info.is_main:
+            visualize(model, self.task, self.eval_batches(), self.device,
+                      self.run_dir / "vis" / f"step_{step:08d}.png", seed=cfg.seed)
+        if step % cfg.ckpt_every == 0 or last:
+            self.checkpoint()
+        if step % cfg.eval_every == 0 or step % cfg.vis_every == 0 or step % cfg.ckpt_every == 0:
+            self.window_start = time.perf_counter()  # images/s measures training steps only
+
+    def checkpoint(self) -> Path:
+        """Rank 0 writes; every rank waits, then knows the path. Nothing non-finite is ever written."""
+        step = self.state.step
+        for name, param in self.state.model.named_parameters():
+            if not torch.isfinite(param).all():
+                raise NonFiniteLossError(f"step {step}: parameter '{name}' is not finite; checkpoint not written")
+        path = self.run_dir / "checkpoints" / f"step_{step:08d}.pt"
+        if self.dist_info.is_main:
+            path = save_checkpoint(self.run_dir, self.state.checkpoint(to_dict(self.cfg)), step,
+                                   self.cfg.train.keep_last)
+        barrier(self.dist_info)
+        self.last_checkpoint = path
+        return path
+
+    def checkpoint_if_needed(self) -> Path:
+        """The checkpoint of the current step, written unless the cadence just wrote it."""
+        if self.last_checkpoint is None or not self.last_checkpoint.name.endswith(f"{self.state.step:08d}.pt"):
+            return self.checkpoint()
+        return self.last_checkpoint
