@@ -12,9 +12,10 @@ import torch.nn.functional as F
 
 from slotattn import cli
 from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint
-from slotattn.config import Config, from_dict, load_config
+from slotattn.config import ModelConfig, Config, from_dict, load_config
 from slotattn.models import build_model
-from slotattn.models.baselines import SlotMLPBaseline, SoftKMeans, build_grouping
+from slotattn.models.baselines import SlotMLPBaseline, SoftKMeans
+from slotattn.models.parts import build_grouping
 from slotattn.nn import SlotAttention
 from slotattn.training.runlog import read_metrics
 
@@ -423,6 +424,5 @@ def test_variant_trains_on_the_debug_recipe_and_evaluates_from_its_checkpoint(ov
 
 
 def test_build_grouping_defaults_are_slot_attention():
-    sa = build_grouping("slot_attention", num_slots=3, slot_size=8, input_size=8, num_iterations=2,
-                        mlp_hidden_size=16, epsilon=1e-8)
+    sa = build_grouping(ModelConfig(num_slots=3, slot_size=8, hidden_size=8, num_iterations=2, mlp_hidden_size=16))
     assert type(sa) is SlotAttention and (sa.attention_axis, sa.use_gru, sa.use_mlp) == ("slots", True, True)

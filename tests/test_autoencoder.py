@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from slotattn import SlotAttentionAutoEncoder
-from slotattn.config import load_config
+from slotattn.config import ModelConfig, load_config
 from slotattn.models import build_model
 from slotattn.nn import Conv2dSame, ConvTranspose2dSame, SpatialBroadcastDecoder
 from param_counts import conv_params, dense_params  # tests/param_counts.py
@@ -55,7 +55,7 @@ def test_masks_sum_to_one_and_recon_is_the_mixture(tetro_model):
 
 
 def test_clevr6_layout_shapes():
-    model = SlotAttentionAutoEncoder(num_slots=3)
+    model = SlotAttentionAutoEncoder.from_config(ModelConfig(num_slots=3))
     out = model(torch.zeros(1, 3, 128, 128))
     assert out.recons.shape == (1, 3, 3, 128, 128) and out.attn.shape == (1, 3, 128 * 128)
 
@@ -90,14 +90,32 @@ def test_wrong_image_shape_raises_with_expected_and_received(tetro_model, shape)
         tetro_model(torch.zeros(shape))
 
 
+def test_parts_compose_a_model_and_one_part_can_be_swapped():
+    """A model is its parts: build_model hands them over, and a part left out is the paper's CLEVR6 one."""
+    from slotattn.models import parts
+    from slotattn.nn import SlotAttention
+
+    grouping = SlotAttention(num_slots=5, slot_size=64, input_size=64, num_iterations=2)
+    model = SlotAttentionAutoEncoder(slot_attention=grouping)
+    assert model.slot_attention is grouping and model(torch.zeros(1, 3, 128, 128)).masks.shape[1] == 5
+    m = load_config("tetrominoes").model
+    composed = SlotAttentionAutoEncoder(m.resolution, parts.build_encoder_cnn(m), parts.build_feedforward(m),
+                                        parts.build_grouping(m), parts.build_decoder(m))
+    assert [(n, p.shape) for n, p in composed.named_parameters()] == \
+        [(n, p.shape) for n, p in build_model(load_config("tetrominoes")).named_parameters()]
+    with pytest.raises(ValueError, match="the grouping module takes inputs of size 32, the feedforward mlp gives 64"):
+        SlotAttentionAutoEncoder(slot_attention=SlotAttention(num_slots=3, slot_size=64, input_size=32))
+
+
 def test_decoder_that_cannot_reach_the_resolution_is_rejected():
     with pytest.raises(ValueError, match=r"decoder produces \(128, 128\) images .* resolution is \(64, 64\)"):
-        SlotAttentionAutoEncoder(resolution=(64, 64))
+        SlotAttentionAutoEncoder(resolution=(64, 64))  # the CLEVR6 decoder's 128x128 cannot reach 64x64
 
 
 def test_position_embedding_switches_remove_the_embeddings():
-    model = SlotAttentionAutoEncoder(resolution=(16, 16), decoder_broadcast_size=(16, 16), decoder_channels=(8,),
-                                     decoder_strides=(1,), use_encoder_position=False, use_decoder_position=False)
+    model = SlotAttentionAutoEncoder.from_config(ModelConfig(
+        resolution=(16, 16), decoder_broadcast_size=(16, 16), decoder_channels=(8,), decoder_strides=(1,),
+        use_encoder_position=False, use_decoder_position=False))
     names = [n for n, _ in model.named_parameters()]
     assert not any("encoder_pos" in n or "decoder.position" in n for n in names)
     assert model(torch.zeros(1, 3, 16, 16)).recon.shape == (1, 3, 16, 16)

@@ -13,6 +13,7 @@ import pytest
 import scipy.optimize
 import torch
 
+from slotattn.config import ModelConfig
 from slotattn.losses import hungarian_huber_loss
 from slotattn.matching import hungarian_match, pairwise_huber_cost
 from slotattn.metrics import ClevrAPAccumulator, clevr_average_precision
@@ -89,7 +90,8 @@ def test_num_slots_and_iterations_pass_through(model):
 
 
 def test_non_default_resolution_and_outputs():
-    model = SlotAttentionSetPredictor(resolution=(64, 48), num_slots=3, num_outputs=7)
+    model = SlotAttentionSetPredictor.from_config(ModelConfig(resolution=(64, 48), num_slots=3, num_outputs=7,
+                                                              encoder_strides=(1, 2, 2, 1)))
     assert model.feature_size == (16, 12)
     out = model(torch.zeros(2, 3, 64, 48))
     assert out.preds.shape == (2, 3, 7) and out.attn.shape == (2, 3, 16 * 12)
@@ -104,7 +106,8 @@ def test_wrong_image_shape_raises_with_expected_and_received(model, shape):
 
 def test_gradients_reach_every_parameter_through_the_matched_loss():
     torch.manual_seed(0)
-    model = SlotAttentionSetPredictor(resolution=(32, 32), num_slots=4)
+    model = SlotAttentionSetPredictor.from_config(ModelConfig(resolution=(32, 32), num_slots=4,
+                                                              encoder_strides=(1, 2, 2, 1)))
     target = torch.zeros(2, 4, 19)
     target[:, :2] = torch.rand(2, 2, 19)
     target[:, :2, 18] = 1.0

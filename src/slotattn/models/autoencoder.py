@@ -3,12 +3,13 @@
 import typing
 
 import torch
+from torch import nn
 
+from slotattn.config import ModelConfig
+from slotattn.models import parts
 from slotattn.models.base import SlotModel
-from slotattn.models.baselines import Grouping
-from slotattn.nn.slot_attention import AttentionAxis
 from slotattn.models.outputs import AutoEncoderOutput
-from slotattn.nn import SpatialBroadcastDecoder
+from slotattn.nn import CNNEncoder, SpatialBroadcastDecoder
 from slotattn.nn.precision import full_precision
 from slotattn.shapes import Float, Tensor
 
@@ -16,91 +17,51 @@ from slotattn.shapes import Float, Tensor
 class SlotAttentionAutoEncoder(SlotModel):
     """CNN encoder + position embedding -> Slot Attention -> spatial broadcast decoder -> alpha compositing.
 
-    Defaults are the paper's CLEVR6 model (128x128, 7 slots); see `configs/` for the other recipes.
+    Composed from parts (`models.parts`); `SlotAttentionAutoEncoder()` is the paper's CLEVR6 model (128x128,
+    7 slots), `from_config(ModelConfig(...))` or `slotattn.build_model(cfg)` any other. A part left None is built
+    from the paper's CLEVR6 config, so one part can be swapped alone, e.g. `SlotAttentionAutoEncoder(
+    slot_attention=my_grouping)`.
 
     Args:
         resolution: (H, W) of the input image.
-        num_slots: K.
-        num_iterations: T.
-        slot_size: D.
-        mlp_hidden_size: hidden width of Slot Attention's residual MLP.
-        epsilon: Slot Attention's epsilon.
-        encoder_channels: channels of each encoder conv layer.
-        encoder_kernel_size: kernel of the encoder convs.
-        encoder_strides: stride of each encoder layer (default: all 1, as the paper's object discovery).
-        hidden_size: width of the feedforward network applied to each encoder position (= Slot Attention's Din).
-        decoder_broadcast_size: (h, w) each slot is tiled over.
-        decoder_channels: channels of each hidden decoder layer.
-        decoder_strides: stride of each hidden decoder layer.
-        decoder_kernel_size: kernel of the hidden decoder layers.
-        decoder_out_kernel_size: kernel of the last decoder layer.
+        encoder_cnn: the CNN on the image.
+        mlp: the feedforward net on each encoder position (its output width is the grouping module's Din).
+        slot_attention: the grouping module (Slot Attention, a baseline, or your own with the same interface).
+        decoder: the spatial broadcast decoder (RGB + alpha logit per slot); must produce `resolution` images.
         use_encoder_position: add the soft position embedding after the encoder (paper: yes).
-        use_decoder_position: add the soft position embedding to the broadcast grid (paper: yes).
-        grouping: the module between encoder and decoder, kept as `self.slot_attention` whichever it is:
-            "slot_attention" (paper), or the baselines "slot_mlp" and "soft_kmeans" (`models.baselines`).
-        attention_axis: Slot Attention's softmax axis, "slots" (paper) or "inputs" (ablation).
-        use_gru: Slot Attention's GRU update (paper); False: slots = slots_prev + updates (ablation).
-        use_mlp: Slot Attention's residual MLP (paper); False removes it (ablation).
     """
 
     def __init__(
         self,
         resolution: tuple[int, int] = (128, 128),
-        num_slots: int = 7,
-        num_iterations: int = 3,
-        slot_size: int = 64,
-        mlp_hidden_size: int = 128,
-        epsilon: float = 1e-8,
-        encoder_channels: tuple[int, ...] = (64, 64, 64, 64),
-        encoder_kernel_size: int = 5,
-        encoder_strides: tuple[int, ...] | None = None,
-        hidden_size: int = 64,
-        decoder_broadcast_size: tuple[int, int] = (8, 8),
-        decoder_channels: tuple[int, ...] = (64, 64, 64, 64, 64),
-        decoder_strides: tuple[int, ...] = (2, 2, 2, 2, 1),
-        decoder_kernel_size: int = 5,
-        decoder_out_kernel_size: int = 3,
+        encoder_cnn: CNNEncoder | None = None,
+        mlp: nn.Module | None = None,
+        slot_attention: nn.Module | None = None,
+        decoder: SpatialBroadcastDecoder | None = None,
         use_encoder_position: bool = True,
-        use_decoder_position: bool = True,
-        grouping: Grouping = "slot_attention",
-        attention_axis: AttentionAxis = "slots",
-        use_gru: bool = True,
-        use_mlp: bool = True,
     ):
+        paper = ModelConfig()  # CLEVR6 (appendix), for the parts not given
         super().__init__(
             resolution,
-            encoder_channels,
-            encoder_kernel_size,
-            tuple(encoder_strides) if encoder_strides is not None else (1,) * len(encoder_channels),
-            hidden_size,
+            encoder_cnn if encoder_cnn is not None else parts.build_encoder_cnn(paper),
+            mlp if mlp is not None else parts.build_feedforward(paper),
+            slot_attention if slot_attention is not None else parts.build_grouping(paper),
             use_encoder_position,
-            grouping,
-            num_slots=num_slots,
-            slot_size=slot_size,
-            num_iterations=num_iterations,
-            mlp_hidden_size=mlp_hidden_size,
-            epsilon=epsilon,
-            attention_axis=attention_axis,
-            use_gru=use_gru,
-            use_mlp=use_mlp,
         )
-        self.decoder = SpatialBroadcastDecoder(
-            slot_size,
-            tuple(decoder_broadcast_size),
-            tuple(decoder_channels),
-            tuple(decoder_strides),
-            kernel_size=decoder_kernel_size,
-            out_kernel_size=decoder_out_kernel_size,
-            out_channels=4,
-            use_position_embedding=use_decoder_position,
-        )
+        self.decoder = decoder if decoder is not None else parts.build_decoder(paper)
         if self.decoder.output_resolution() != self.resolution:
             raise ValueError(
                 f"SlotAttentionAutoEncoder: the decoder produces {self.decoder.output_resolution()} images "
-                f"(broadcast {tuple(decoder_broadcast_size)} x upsampling {self.decoder.upsampling}) "
+                f"(broadcast {self.decoder.broadcast_size} x upsampling {self.decoder.upsampling}) "
                 f"but the resolution is {self.resolution}"
             )
         self.use_channels_last()
+
+    @classmethod
+    def from_config(cls, m: ModelConfig) -> "SlotAttentionAutoEncoder":
+        """The model `m` describes, every part built from it (`models.parts`)."""
+        return cls(m.resolution, parts.build_encoder_cnn(m), parts.build_feedforward(m), parts.build_grouping(m),
+                   parts.build_decoder(m), use_encoder_position=m.use_encoder_position)
 
     # The public entry point checks the image itself, so that a user gets the ValueError above rather than the
     # run-time annotation checker's TypeError under pytest; everything it calls stays annotation-checked.

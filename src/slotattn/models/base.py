@@ -6,46 +6,51 @@ import warnings
 import torch
 from torch import nn
 
-from slotattn.models.baselines import Grouping, build_grouping
 from slotattn.models.checks import check_image
-from slotattn.nn import CNNEncoder, MLP, SoftPositionEmbed
+from slotattn.nn import CNNEncoder, SoftPositionEmbed
 from slotattn.nn.precision import full_precision
 from slotattn.nn.slot_attention import LAYER_NORM_EPS
 from slotattn.shapes import Float, Tensor
 
 
 class SlotModel(nn.Module):
-    """The encoder and grouping half of the object-discovery and set-prediction models.
+    """The encoder and grouping half of the object-discovery and set-prediction models, composed from parts.
 
     Args:
         resolution: (H, W) of the input image.
-        encoder_channels, encoder_kernel_size, encoder_strides: the CNN encoder's layers.
-        hidden_size: width of the feedforward net on the encoder's features (= the grouping module's Din).
-        use_encoder_position: add the soft position embedding after the encoder.
-        grouping: "slot_attention" (paper) or a baseline ("slot_mlp", "soft_kmeans").
-        **grouping_args: num_slots, slot_size, num_iterations, mlp_hidden_size, epsilon and the ablation switches.
+        encoder_cnn: the CNN on the image (`models.parts.build_encoder_cnn`).
+        mlp: the feedforward net on each encoder position; its output width is the grouping module's Din.
+        slot_attention: the grouping module: `SlotAttention` (paper) or a baseline (`models.baselines`), or any
+            module with their call signature and `num_slots`, `slot_size`, `input_size` attributes. (The attribute
+            keeps the official name whichever module it holds: state-dict keys stay the official ones.)
+        use_encoder_position: add the soft position embedding after the encoder (built here: its size follows
+            from the encoder).
     """
 
     def __init__(
         self,
         resolution: tuple[int, int],
-        encoder_channels: tuple[int, ...],
-        encoder_kernel_size: int,
-        encoder_strides: tuple[int, ...],
-        hidden_size: int,
-        use_encoder_position: bool,
-        grouping: Grouping,
-        **grouping_args,
+        encoder_cnn: CNNEncoder,
+        mlp: nn.Module,
+        slot_attention: nn.Module,
+        use_encoder_position: bool = True,
     ):
         super().__init__()
         self.resolution = tuple(resolution)
-        self.encoder_cnn = CNNEncoder(3, tuple(encoder_channels), encoder_kernel_size, tuple(encoder_strides))
-        self.feature_size = self.encoder_cnn.output_resolution(self.resolution)
-        width = self.encoder_cnn.out_channels
+        self.encoder_cnn = encoder_cnn
+        self.feature_size = encoder_cnn.output_resolution(self.resolution)
+        width = encoder_cnn.out_channels
         self.encoder_pos = SoftPositionEmbed(width, self.feature_size) if use_encoder_position else nn.Identity()
         self.layer_norm = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
-        self.mlp = MLP(width, hidden_size, hidden_size)
-        self.slot_attention = build_grouping(grouping, input_size=hidden_size, **grouping_args)
+        self.mlp = mlp
+        self.slot_attention = slot_attention
+        name = type(self).__name__
+        mlp_in, mlp_out = mlp[0].in_features, mlp[-1].out_features
+        if mlp_in != width:
+            raise ValueError(f"{name}: the feedforward mlp takes {mlp_in} features, the encoder gives {width}")
+        if getattr(slot_attention, "input_size", mlp_out) != mlp_out:
+            raise ValueError(f"{name}: the grouping module takes inputs of size {slot_attention.input_size}, the "
+                             f"feedforward mlp gives {mlp_out}")
         self.channels_last = False
 
     def use_channels_last(self, enabled: bool = True) -> "SlotModel":

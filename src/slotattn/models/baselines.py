@@ -3,7 +3,8 @@
 Each grouping module has Slot Attention's call signature, `(inputs, num_slots, num_iterations, slots_init, generator,
 noise) -> (slots [B, K, D], attn [B, K, N])`, and its `num_slots`, `slot_size`, `input_size` attributes, so the
 models, the engine (which draws slot noise from `num_slots` x `slot_size`) and the tasks use them unchanged.
-`build_grouping` picks one by name; the ablation switches themselves live in `slotattn.nn.SlotAttention`.
+`slotattn.models.parts.build_grouping` picks one by name; the ablation switches themselves live in
+`slotattn.nn.SlotAttention`.
 """
 
 from typing import Literal, get_args
@@ -12,10 +13,9 @@ import torch
 from torch import nn
 
 from slotattn.nn.precision import autocast_disabled, full_precision
-from slotattn.nn import SlotAttention
 from slotattn.nn.init import glorot_uniform_like_keras_
 from slotattn.nn.layers import Dense
-from slotattn.nn.slot_attention import LAYER_NORM_EPS, AttentionAxis, GaussianSlotInit
+from slotattn.nn.slot_attention import LAYER_NORM_EPS, GaussianSlotInit
 from slotattn.shapes import Float, Tensor
 
 Grouping = Literal["slot_attention", "slot_mlp", "soft_kmeans"]
@@ -192,48 +192,3 @@ class SoftKMeans(GaussianSlotInit, nn.Module):
                 weights = weights / weights.sum(dim=-1, keepdim=True)
                 slots = torch.einsum("bkn,bnd->bkd", weights, x)  # M step: weighted mean of the inputs
         return slots, attn
-
-
-def build_grouping(
-    grouping: Grouping,
-    num_slots: int,
-    slot_size: int,
-    input_size: int,
-    num_iterations: int,
-    mlp_hidden_size: int,
-    epsilon: float,
-    attention_axis: AttentionAxis = "slots",
-    use_gru: bool = True,
-    use_mlp: bool = True,
-) -> nn.Module:
-    """The grouping module `grouping` names: "slot_attention" (paper), "slot_mlp" or "soft_kmeans".
-
-    The ablation switches (`attention_axis`, `use_gru`, `use_mlp`) belong to Slot Attention; a baseline given a
-    non-default switch raises, so that a study cannot label a run with a switch that changed nothing.
-    """
-    if grouping not in GROUPINGS:
-        raise ValueError(f"grouping must be one of {GROUPINGS}, got {grouping!r}")
-    if grouping == "slot_attention":
-        return SlotAttention(
-            num_slots=num_slots,
-            slot_size=slot_size,
-            input_size=input_size,
-            num_iterations=num_iterations,
-            mlp_hidden_size=mlp_hidden_size,
-            epsilon=epsilon,
-            attention_axis=attention_axis,
-            use_gru=use_gru,
-            use_mlp=use_mlp,
-        )
-    changed = [f"{k}={v!r}" for k, v, default in [("attention_axis", attention_axis, "slots"),
-                                                  ("use_gru", use_gru, True), ("use_mlp", use_mlp, True)]
-               if v != default]
-    if changed:
-        raise ValueError(
-            f"grouping {grouping!r}: the switches {', '.join(changed)} apply only to grouping 'slot_attention'; "
-            f"expected their defaults (attention_axis='slots', use_gru=True, use_mlp=True)"
-        )
-    if grouping == "slot_mlp":
-        return SlotMLPBaseline(num_slots=num_slots, slot_size=slot_size, input_size=input_size)
-    return SoftKMeans(num_slots=num_slots, slot_size=slot_size, input_size=input_size,
-                      num_iterations=num_iterations, epsilon=epsilon)

@@ -3,84 +3,64 @@
 import typing
 
 import torch
+from torch import nn
 
+from slotattn.config import ModelConfig
+from slotattn.models import parts
 from slotattn.models.base import SlotModel
-from slotattn.models.baselines import Grouping
-from slotattn.nn.slot_attention import AttentionAxis
 from slotattn.nn.precision import full_precision
 from slotattn.models.outputs import SetPredictionOutput
-from slotattn.nn import MLP
+from slotattn.nn import CNNEncoder
 from slotattn.shapes import Float, Tensor
+
+
+# The paper's CLEVR set-prediction model (official `SlotAttentionClassifier`, set_prediction/train.py): 10 slots
+# (CLEVR scenes hold up to 10 objects), strides (1, 2, 2, 1) so that Slot Attention sees a 32x32 feature map.
+PAPER_SET_PREDICTION = ModelConfig(num_slots=10, encoder_strides=(1, 2, 2, 1))
 
 
 class SlotAttentionSetPredictor(SlotModel):
     """Strided CNN encoder + position embedding -> Slot Attention -> the same MLP on every slot -> sigmoid.
 
-    Defaults are the paper's CLEVR model: 128x128 images, strides (1, 2, 2, 1) so that Slot Attention sees a
-    32x32 feature map, 10 slots (CLEVR scenes have at most 10 objects), 19 outputs per slot.
+    Composed from parts (`models.parts`); `SlotAttentionSetPredictor()` is the paper's CLEVR model
+    (`PAPER_SET_PREDICTION`: 128x128 images, 10 slots, 19 outputs per slot), `from_config(ModelConfig(...))` or
+    `slotattn.build_model(cfg)` any other. A part left None is built from the paper's config.
 
     Args:
         resolution: (H, W) of the input image.
-        num_slots: K.
-        num_iterations: T.
-        slot_size: D.
-        mlp_hidden_size: hidden width of Slot Attention's residual MLP.
-        epsilon: Slot Attention's epsilon.
-        encoder_channels: channels of each encoder conv layer.
-        encoder_strides: stride of each encoder conv layer (TF "SAME" padding: each divides the size, rounding up).
-        encoder_kernel_size: kernel of the encoder convs.
-        hidden_size: width of the feedforward network applied to each encoder position (= Slot Attention's Din).
-        head_hidden_size: hidden width of the per-slot prediction MLP.
-        num_outputs: P, properties predicted per slot (19 for CLEVR; the last one is the confidence).
+        encoder_cnn: the (strided) CNN on the image.
+        mlp: the feedforward net on each encoder position (its output width is the grouping module's Din).
+        slot_attention: the grouping module (Slot Attention, a baseline, or your own with the same interface).
+        mlp_classifier: the head applied to every slot; its last layer's outputs are the P properties (for CLEVR
+            19, the last one the confidence that AP sorts by).
         use_encoder_position: add the soft position embedding after the encoder (paper: yes).
-        grouping: the module between encoder and head, kept as `self.slot_attention` whichever it is:
-            "slot_attention" (paper), or the baselines "slot_mlp" and "soft_kmeans" (`models.baselines`).
-        attention_axis: Slot Attention's softmax axis, "slots" (paper) or "inputs" (ablation).
-        use_gru: Slot Attention's GRU update (paper); False: slots = slots_prev + updates (ablation).
-        use_mlp: Slot Attention's residual MLP (paper); False removes it (ablation).
     """
 
     def __init__(
         self,
         resolution: tuple[int, int] = (128, 128),
-        num_slots: int = 10,
-        num_iterations: int = 3,
-        slot_size: int = 64,
-        mlp_hidden_size: int = 128,
-        epsilon: float = 1e-8,
-        encoder_channels: tuple[int, ...] = (64, 64, 64, 64),
-        encoder_strides: tuple[int, ...] = (1, 2, 2, 1),  # 128x128 -> 32x32: 4x fewer inputs than discovery
-        encoder_kernel_size: int = 5,
-        hidden_size: int = 64,
-        head_hidden_size: int = 64,
-        num_outputs: int = 19,
+        encoder_cnn: CNNEncoder | None = None,
+        mlp: nn.Module | None = None,
+        slot_attention: nn.Module | None = None,
+        mlp_classifier: nn.Module | None = None,
         use_encoder_position: bool = True,
-        grouping: Grouping = "slot_attention",
-        attention_axis: AttentionAxis = "slots",
-        use_gru: bool = True,
-        use_mlp: bool = True,
     ):
-        if num_outputs < 1:
-            raise ValueError(f"SlotAttentionSetPredictor: num_outputs must be >= 1, got {num_outputs}")
+        paper = PAPER_SET_PREDICTION
         super().__init__(
             resolution,
-            encoder_channels,
-            encoder_kernel_size,
-            encoder_strides,
-            hidden_size,
+            encoder_cnn if encoder_cnn is not None else parts.build_encoder_cnn(paper),
+            mlp if mlp is not None else parts.build_feedforward(paper),
+            slot_attention if slot_attention is not None else parts.build_grouping(paper),
             use_encoder_position,
-            grouping,
-            num_slots=num_slots,
-            slot_size=slot_size,
-            num_iterations=num_iterations,
-            mlp_hidden_size=mlp_hidden_size,
-            epsilon=epsilon,
-            attention_axis=attention_axis,
-            use_gru=use_gru,
-            use_mlp=use_mlp,
         )
-        self.mlp_classifier = MLP(slot_size, head_hidden_size, num_outputs)
+        self.mlp_classifier = mlp_classifier if mlp_classifier is not None else parts.build_head(paper)
         self.use_channels_last()
+
+    @classmethod
+    def from_config(cls, m: ModelConfig) -> "SlotAttentionSetPredictor":
+        """The model `m` describes, every part built from it (`models.parts`)."""
+        return cls(m.resolution, parts.build_encoder_cnn(m), parts.build_feedforward(m), parts.build_grouping(m),
+                   parts.build_head(m), use_encoder_position=m.use_encoder_position)
 
     # The public entry point checks the image itself, so that a user gets the ValueError above rather than the
     # run-time annotation checker's TypeError under pytest; everything it calls stays annotation-checked.
