@@ -85,6 +85,16 @@ def expand(command: str) -> list[list[str]]:
     return [[t for t in combo if t is not None] for combo in itertools.product(*choices)]
 
 
+def demo_transcript() -> str:
+    """The README's transcript of `make demo`: the plain block that starts with the demo's first line."""
+    (body,) = [body for _, body in code_blocks(readme(), "") if body.startswith("[1/3] generating")]
+    return body
+
+
+def masked(text: str) -> list[str]:
+    return [re.sub(r"-?\d+(\.\d+)?", "#", line.strip()) for line in text.strip().splitlines()]
+
+
 def all_commands() -> list[str]:
     text = readme()
     return [c for _, body in code_blocks(text, "bash") for c in block_commands(body)] + inline_commands(text)
@@ -147,6 +157,8 @@ def test_the_command_line_block_runs_as_written_at_debug_scale(tmp_path, monkeyp
         assert cli.main(argv) == 0, argv
         if argv[0] == "eval":
             assert -1 <= json.loads(capsys.readouterr().out)["fg_ari"] <= 1
+        if argv[0] == "demo":  # the README's transcript is what the demo prints, up to the numbers
+            assert masked(capsys.readouterr().out) == masked(demo_transcript())
     assert (tmp_path / "data" / "tetrominoes" / "meta.json").exists()
     assert latest_checkpoint(tmp_path / "runs" / "tetro").name == "step_00000004.pt"  # resumed from step 2
     assert (tmp_path / "fig.png").stat().st_size > 0 and (tmp_path / "demo_run" / "decomposition.png").exists()
