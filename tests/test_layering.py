@@ -8,7 +8,7 @@ Layers, bottom up (each part may import only the parts listed for it in ALLOWED,
     machinery     training (engine, state, optimizer, schedule, checkpoint, runlog, distributed)
     loading       pretrained, tf_import
     run layer     run (train / evaluate / visualize / export / generate as functions), report
-    front ends    studies, cli, __main__; the package root re-exports the public API
+    front ends    studies, reproduce, cli, __main__; the package root re-exports the public API
 
 Every import form counts: `import slotattn.x`, `from slotattn.x import y`, `from slotattn import x`, relative imports,
 and imports inside functions. There is no import cycle between modules, and every part has a rule.
@@ -44,7 +44,8 @@ ALLOWED: dict[str, set[str]] = {
     "report": {"config"},
     "run": {"config", "data", "models", "pretrained", "tasks", "training"},
     "studies": {"config", "data", "pretrained", "run", "tasks", "training"},
-    "cli": {"config", "data", "report", "run", "studies", "tf_import", "training"},
+    "reproduce": {"config", "run", "training"},
+    "cli": {"config", "data", "report", "reproduce", "run", "studies", "tf_import", "training"},
     "__main__": {"cli"},
     "__init__": {"config", "models", "nn", "pretrained", "run"},
 }

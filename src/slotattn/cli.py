@@ -1,5 +1,5 @@
-"""The `slotattn` command line: train | eval | visualize | generate | convert | export | import-tf | study | report |
-demo.
+"""The `slotattn` command line: train | eval | visualize | generate | convert | export | import-tf | study | reproduce |
+report | demo.
 
 Parse, call the run layer (`slotattn.run`, `slotattn.studies`, the data converters), print. Library modules never
 print; this one configures logging and owns the progress bars.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slotattn import run
+from slotattn import reproduce, run
 from slotattn.config import ConfigError, Config, from_dict, load_config, parse_override
 from slotattn.data.build import GENERATORS, VARIANTS, generate_to_arrays
 from slotattn.data.clevr import OFFICIAL_SPLITS, TASKS, convert_clevr
@@ -216,6 +216,19 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    bar = TrainingBar(not args.no_progress)
+    try:
+        row = reproduce.reproduce(args.row, args.out, minutes=args.minutes, device=args.device, data=args.data,
+                                  num_eval=args.num_eval, overrides=args.overrides, progress=bar)
+    finally:
+        bar.close()
+    print(json.dumps({k: v for k, v in row.items() if k != "config"}, indent=2))
+    print(reproduce.results_table([row]))
+    print(f"wrote {Path(args.out) / (args.row + '.json')}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     path = write_report(args.run_dirs, args.out)
     print(f"wrote {path} and {path.with_suffix('.html')}")
@@ -334,6 +347,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_overrides(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("reproduce", help="a row of the paper's results: train (resumable), evaluate, write the row")
+    p.add_argument("row", choices=sorted(reproduce.ROWS))
+    p.add_argument("--out", required=True, help="directory of the runs and the rows' JSON (rerun to continue)")
+    p.add_argument("--minutes", type=float, help="training time of this call (default: to the recipe's last step)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--data", help="a dataset directory instead of scenes generated on the fly")
+    p.add_argument("--num-eval", type=int, help="held-out scenes (default: the paper's protocol)")
+    add_overrides(p)
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("report", help="Markdown + HTML report from study or run directories")
     p.add_argument("run_dirs", nargs="+", help="study directories (results.json) and/or run directories")

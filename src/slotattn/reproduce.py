@@ -1,0 +1,172 @@
+"""One command per row of the paper's results: train with the paper's recipe for a time budget, evaluate with the
+paper's protocol, write the row (value, images seen, minutes, device) as JSON, and the Markdown table of all rows.
+
+    slotattn reproduce tetrominoes --minutes 60 --out runs/reproduce        # rerun to continue: resumes the run
+    slotattn reproduce clevr6 --minutes 480 --device cuda --out runs/reproduce
+
+The README's "Paper vs slotattn" table is `results_table()` of the committed rows (`benchmarks/results/reproduce/`),
+rewritten by `python scripts/results_table.py`.
+"""
+
+import json
+import platform
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from slotattn import run
+from slotattn.config import from_dict, load_config, to_dict
+from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint
+from slotattn.training.engine import Progress, resolve_device, resolve_precision
+from slotattn.training.runlog import read_metrics
+
+
+@dataclass(frozen=True)
+class Row:
+    """A row of the paper's results and how it is measured.
+
+    Attributes:
+        name: the row's name (`slotattn reproduce NAME`).
+        recipe: the packaged recipe with the paper's model and schedule.
+        metric: the metric the paper reports for the row.
+        paper: the paper's value in % (mean, std over seeds).
+        source: where in the paper.
+        num_eval: held-out scenes evaluated (the paper's protocol).
+    """
+
+    name: str
+    recipe: str
+    metric: str
+    paper: tuple[float, float]
+    source: str
+    num_eval: int
+
+
+ROWS: dict[str, Row] = {r.name: r for r in (
+    # Table 1: FG-ARI (%), mean +- std over 5 seeds, on the first 320 scenes of each test split.
+    Row("clevr6", "clevr6", "fg_ari", (98.8, 0.3), "Table 1", 320),
+    Row("multi_dsprites", "multi_dsprites", "fg_ari", (91.3, 0.3), "Table 1", 320),
+    Row("tetrominoes", "tetrominoes", "fg_ari", (99.5, 0.2), "Table 1", 320),
+    # Table 2: average precision (%) at distance threshold infinity on CLEVR (10 slots, 150k steps of batch 512).
+    Row("set_prediction", "set_prediction_clevr", "ap@inf", (94.3, 1.1), "Table 2", 512),
+)}
+
+
+def describe_device(device: torch.device) -> str:
+    """The accelerator or CPU model, as the rows name it."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    return f"{name} ({threads} thread{'s' * (threads != 1)})"
+
+
+def reproduce(name: str, out_dir: str | Path, *, minutes: float | None = None, device: str = "auto",
+              data: str | None = None, num_eval: int | None = None, overrides: Sequence[str] = (),
+              progress: Progress | None = None) -> dict[str, Any]:
+    """Train row `name` with the paper's recipe (continuing an earlier call's run), evaluate it, write the row.
+
+    Args:
+        name: a key of `ROWS`.
+        out_dir: the run goes to `out_dir/NAME/run`, the row to `out_dir/NAME.json`.
+        minutes: training time of this call (`train.max_minutes`); None: to the recipe's last step.
+        device: "auto" | "cpu" | "cuda" | "cuda:N".
+        data: a dataset directory (`slotattn generate`/`convert`) instead of scenes generated on the fly.
+        num_eval: held-out scenes (default: the paper's protocol for the row).
+        overrides: further `a.b=c` settings (recorded in the row; the row is then not the paper's recipe).
+        progress: the training progress callback.
+
+    Returns:
+        The row: {"row", "metric", "value", "paper", "metrics", "steps", "images_seen", "minutes", "device",
+        "precision", "date", "recipe", "overrides", "config"}.
+    """
+    if name not in ROWS:
+        raise ValueError(f"unknown row {name!r}; expected one of {sorted(ROWS)}")
+    row = ROWS[name]
+    num_eval = num_eval or row.num_eval
+    settings = [f"train.device={device}", f"data.num_eval={num_eval}", *([f"data.path={data}"] if data else []),
+                *overrides]
+    run_dir = Path(out_dir) / name / "run"
+    resume = latest_checkpoint(run_dir) is not None
+    cfg = run.resume_config(run_dir, overrides=settings) if resume else load_config(row.recipe, settings)
+    cfg = from_dict({"train": {"max_minutes": minutes}}, base=cfg)
+    run.train(cfg, run_dir, resume=resume, progress=progress)
+    return write_row(name, run_dir, Path(out_dir) / f"{name}.json", num_eval=num_eval, overrides=overrides,
+                     data=data)
+
+
+def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int | None = None,
+              overrides: Sequence[str] = (), data: str | None = None) -> dict[str, Any]:
+    """Evaluate the newest checkpoint of `run_dir` with row `name`'s protocol and write the row to `path`.
+
+    Also for runs trained otherwise than by `reproduce` (e.g. a CPU recipe): `overrides` then names the settings in
+    which the run differed from the paper's recipe, and the table says so.
+    """
+    row = ROWS[name]
+    num_eval = num_eval or row.num_eval
+    result = run.evaluate(run_dir, num=num_eval)
+    ckpt = latest_checkpoint(run_dir)
+    payload = load_checkpoint(ckpt)
+    cfg = from_dict(payload["config"])
+    step = int(payload["step"])
+    train_rows = [r for r in read_metrics(run_dir) if r["split"] == "train"]
+    dev = resolve_device(cfg.train.device)
+    metrics = {k: v for k, v in result.items() if k not in ("checkpoint", "data", "num_slots", "num_iterations")}
+    row_json = {
+        "row": name, "metric": row.metric, "value": metrics[row.metric], "paper": list(row.paper),
+        "paper_source": row.source, "metrics": metrics, "num_eval": num_eval, "steps": step,
+        "images_seen": step * cfg.train.batch_size,
+        "minutes": round(train_rows[-1]["time_s"] / 60, 1) if train_rows else 0.0,
+        "device": describe_device(dev), "precision": resolve_precision(cfg.train.precision, dev),
+        "date": time.strftime("%Y-%m-%d"), "recipe": row.recipe, "overrides": list(overrides),
+        "data": data or cfg.data.path or f"generated:{cfg.data.name}", "config": to_dict(cfg),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(row_json, indent=1) + "\n")
+    return row_json
+
+
+def command(name: str) -> str:
+    """The command that measures row `name` on a GPU (for rows not measured yet)."""
+    return f"slotattn reproduce {name} --device cuda --out runs/reproduce"
+
+
+def results_table(rows: Iterable[dict[str, Any]]) -> str:
+    """The Markdown table "paper vs slotattn": every row of `ROWS`, measured or with its command."""
+    measured = {r["row"]: r for r in rows}
+    lines = ["| row | metric | paper (%) | slotattn (%) | images seen | minutes | device, precision | date | notes |",
+             "|---|---|---:|---:|---:|---:|---|---|---|"]
+    for name, row in ROWS.items():
+        paper = f"{row.paper[0]} ± {row.paper[1]} ({row.source})"
+        r = measured.get(name)
+        if r is None:
+            lines.append(f"| {name} | {row.metric} | {paper} | not run | | | | | needs a GPU: `{command(name)}` |")
+            continue
+        notes = "; ".join(filter(None, [
+            f"{r['num_eval']} held-out scenes, {r['data']}",
+            f"differs from the paper's recipe in: `{', '.join(r['overrides'])}`" if r["overrides"] else
+            "the paper's recipe",
+        ]))
+        lines.append(f"| {name} | {row.metric} | {paper} | {100 * r['value']:.1f} | {r['images_seen']:,} | "
+                     f"{r['minutes']:g} | {r['device']}, {r['precision']} | {r['date']} | {notes} |")
+    return "\n".join(lines)
+
+
+def load_rows(directory: str | Path) -> list[dict[str, Any]]:
+    """The committed rows (`NAME.json`) in `directory`."""
+    return [json.loads(p.read_text()) for p in sorted(Path(directory).glob("*.json")) if p.stem in ROWS]
+
+
+__all__ = ["ROWS", "Row", "load_rows", "reproduce", "results_table", "write_row"]

@@ -1,0 +1,52 @@
+"""`slotattn reproduce`: a row trained with the paper's recipe (at debug scale here), resumed, evaluated and written;
+the README's results table is what the committed rows give."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from slotattn import cli
+from slotattn.reproduce import ROWS, load_rows, results_table
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--num-eval", "8", "--set", "train.steps=2", "--set", "train.batch_size=2", "--set", "train.eval_batch_size=8",
+        "--set", "train.device=cpu"]
+
+
+def test_a_row_trains_with_the_paper_model_resumes_and_writes_its_json(tmp_path, capsys):
+    assert cli.main(["reproduce", "tetrominoes", "--out", str(tmp_path), "--no-progress", *TINY]) == 0
+    row = json.loads((tmp_path / "tetrominoes.json").read_text())
+    assert row["row"] == "tetrominoes" and row["metric"] == "fg_ari" and row["paper"] == [99.5, 0.2]
+    assert row["steps"] == 2 and row["images_seen"] == 4 and row["num_eval"] == 8
+    assert row["value"] == row["metrics"]["fg_ari"] and 0 <= row["value"] <= 1
+    assert row["config"]["model"]["num_slots"] == 4 and row["config"]["model"]["encoder_channels"] == [32] * 4
+    assert row["overrides"] == ["train.steps=2", "train.batch_size=2", "train.eval_batch_size=8", "train.device=cpu"]
+    # A second call continues the same run (here: two more steps).
+    assert cli.main(["reproduce", "tetrominoes", "--out", str(tmp_path), "--no-progress", *TINY[:2],
+                     "--set", "train.steps=4"]) == 0
+    assert json.loads((tmp_path / "tetrominoes.json").read_text())["steps"] == 4
+    assert "| tetrominoes | fg_ari | 99.5 ± 0.2 (Table 1) |" in capsys.readouterr().out
+
+
+def test_table_lists_every_row_with_its_command_when_not_measured():
+    table = results_table([])
+    assert table.count("not run") == len(ROWS)
+    for name in ROWS:
+        assert f"`slotattn reproduce {name} --device cuda --out runs/reproduce`" in table
+
+
+def test_readme_table_is_generated_from_the_committed_rows():
+    spec = importlib.util.spec_from_file_location("results_table", ROOT / "scripts" / "results_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = (ROOT / "README.md").read_text()
+    assert module.render(readme) == readme, "run: python scripts/results_table.py"
+    for row in load_rows(ROOT / "benchmarks" / "results" / "reproduce"):
+        assert f"{100 * row['value']:.1f}" in readme
+
+
+def test_unknown_row_is_refused():
+    with pytest.raises(SystemExit):
+        cli.main(["reproduce", "clevr10", "--out", "x"])
