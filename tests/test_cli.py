@@ -350,3 +350,11 @@ def test_compiled_training_matches_eager(trained, tmp_path, capsys):
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert train_losses(run_dir) == pytest.approx(train_losses(trained), rel=1e-4)
+
+
+def test_eval_refuses_model_settings_instead_of_ignoring_them(trained, capsys):
+    """The model is rebuilt from the checkpoint's config: a model.* override would change nothing, so it is refused."""
+    code, captured = run(["eval", "--checkpoint", str(trained), "--no-progress", "--set", "model.num_slots=6"], capsys)
+    assert code == 2
+    assert "--set model.num_slots=6: the model is rebuilt from the checkpoint's own config" in captured.err
+    assert "--num-slots / --num-iterations" in captured.err
