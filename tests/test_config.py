@@ -114,7 +114,7 @@ def test_set_prediction_recipe_is_the_official_one():
     assert cfg.model.num_slots == 10 and cfg.model.encoder_strides == (1, 2, 2, 1)
     assert cfg.model.resolution == (128, 128) and cfg.model.head_hidden_size == 64 and cfg.model.num_outputs == 19
     model = build_model(cfg)
-    assert sum(p.numel() for p in model.parameters()) == 380_755  # derived in tests/test_set_prediction.py
+    assert sum(p.numel() for p in model.parameters()) == 380_755  # derived in tests/test_set_predictor.py
 
 
 from hypothesis import given, settings  # noqa: E402
