@@ -66,14 +66,14 @@ def eval_config(args) -> dict:
 
 
 def evaluate_tf_run(run_dir: Path, args) -> list[dict]:
-    """FG-ARI/ARI/mBO of every checkpoint of a TF run, by slotattn's evaluator on the held-out store."""
-    cache = run_dir / "eval.json"
+    """FG-ARI/ARI/mBO of the TF run's checkpoints up to --steps, by slotattn's evaluator on the held-out store."""
+    cache = run_dir / f"eval_{args.steps}.json"
     if cache.exists():
         return json.loads(cache.read_text())
-    info = json.loads((run_dir / "losses.json").read_text())
+    info = json.loads((run_dir / "run.json").read_text())
     rows = []
     steps = sorted(int(p.name.split("-")[1].split(".")[0]) for p in (run_dir / "ckpt").glob("ckpt-*.index"))
-    for step in steps:
+    for step in (s for s in steps if s <= args.steps):
         state, config = import_tf(run_dir / "ckpt" / f"ckpt-{step}", info["model"])
         cfg = from_dict({**config, **eval_config(args)})
         model = build_model(cfg)
@@ -87,8 +87,10 @@ def evaluate_tf_run(run_dir: Path, args) -> list[dict]:
 
 
 def run_tf(seed: int, args, tfrecords: Path) -> list[dict]:
+    """A TF run counts as done when it has its checkpoint at --steps (a longer run's first --steps are the same
+    run: the schedule does not depend on the total); otherwise it is (re)started from step 0."""
     run_dir = args.out / "official_tf" / f"seed{seed}"
-    if not (run_dir / "losses.json").exists():
+    if not (run_dir / "ckpt" / f"ckpt-{args.steps}.index").exists():
         cmd = [args.tf_python, str(HERE / "tf_train.py"), "--data", str(tfrecords), "--steps", str(args.steps),
                "--batch-size", str(args.batch_size), "--warmup-steps", str(args.warmup_steps), "--noise", "own",
                "--seed", str(seed), "--save-every", str(args.eval_every), "--out", str(run_dir)]
@@ -104,7 +106,8 @@ def run_slotattn(group: str, seed: int, args, store: Path) -> list[dict]:
         if not metrics_file.exists():
             return []
         rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
-        return [{k: v for k, v in r.items() if k not in ("split", "time_s")} for r in rows if r["split"] == "eval"]
+        return [{k: v for k, v in r.items() if k not in ("split", "time_s")} for r in rows
+                if r["split"] == "eval" and r["step"] <= args.steps]
 
     rows = evals()
     if not rows or rows[-1]["step"] < args.steps:
@@ -200,7 +203,9 @@ def main(argv=None):
     summary = summarise(runs)
     title = (f"Tetrominoes, batch {args.batch_size}, warm-up {args.warmup_steps}, float32, "
              f"{args.num_eval} held-out scenes")
-    result = {"setup": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+    setup = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    setup["train_scenes"] = json.loads((store / "meta.json").read_text())["num_examples"]
+    result = {"setup": setup,
               "machine": machine(), "date": time.strftime("%Y-%m-%d"), "wall_s": time.time() - started,
               "runs": {g: {str(s): rows for s, rows in seeds.items()} for g, seeds in runs.items()},
               "summary": {g: {str(k): v for k, v in t.items()} for g, t in summary.items()}}

@@ -4,7 +4,9 @@ Runs in the TensorFlow environment (see scripts/official_tf.py), never with slot
 TFRecord file in file order (the same batches slotattn reads), runs the official `train_step` (l2 loss, Keras
 `Adam(lr, epsilon=1e-8)`, the official warm-up + decay set as `optimizer.lr` before each step) and writes:
 
-    OUT/losses.json             per-step loss (float32 as TF computed it) and learning rate
+    OUT/run.json                the arguments, the model and the TensorFlow version (written first)
+    OUT/losses.json             per-step loss (float32 as TF computed it) and learning rate, rewritten at every
+                                checkpoint, so an interrupted run keeps the losses of the steps it checkpointed
     OUT/ckpt/ckpt-<step>.*      tf.train.Checkpoint(network=model) at step 0 and every --save-steps step
     OUT/noise.npy               (--noise fed) the standard-normal slot noise of every step, [steps, B, K, D]
 
@@ -79,17 +81,22 @@ def main(argv=None):
         optimizer.apply_gradients(zip(gradients, model.trainable_weights))
         return loss_value
 
+    info = {"args": vars(args), "model": spec, "tensorflow": tf.__version__, "keras": tf.keras.__name__}
+    (out / "run.json").write_text(json.dumps(info, indent=1) + "\n")
+    losses, lrs = [], []
+    started = time.perf_counter()
+
     def save(step):
         tf.train.Checkpoint(network=model).write(str(out / "ckpt" / f"ckpt-{step}"))
+        (out / "losses.json").write_text(json.dumps({
+            "loss": losses, "lr": lrs, "seconds": time.perf_counter() - started, **info}, indent=1) + "\n")
 
     save(0)
     dataset = official_tf.multi_object_dataset(args.data, spec["resolution"], MAX_NUM_ENTITIES)
     images = dataset.map(lambda ex: official_tf.preprocess_image(ex["image"])).repeat().batch(batch_size,
                                                                                             drop_remainder=True)
     rng_noise = []
-    losses, lrs = [], []
     saves = set(args.save_steps)
-    started = time.perf_counter()
     for step, image in enumerate(images.take(args.steps)):
         if noise_var is not None:
             noise = np.random.default_rng([args.seed, step]).standard_normal(noise_shape, dtype=np.float32)
@@ -106,9 +113,6 @@ def main(argv=None):
             print(f"step {done} loss {losses[-1]:.6f} ({time.perf_counter() - started:.0f} s)", flush=True)
     if rng_noise:
         np.save(out / "noise.npy", np.stack(rng_noise))
-    (out / "losses.json").write_text(json.dumps({
-        "loss": losses, "lr": lrs, "seconds": time.perf_counter() - started, "args": vars(args), "model": spec,
-        "tensorflow": tf.__version__, "keras": tf.keras.__name__}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
