@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from slotattn import cli
-from slotattn.reproduce import ROWS, load_rows, results_table
+from slotattn.reproduce import ROWS, load_rows, results_table, write_row
+from slotattn.training.runlog import read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--num-eval", "8", "--set", "train.steps=2", "--set", "train.batch_size=2", "--set", "train.eval_batch_size=8",
@@ -28,6 +29,17 @@ def test_a_row_trains_with_the_paper_model_resumes_and_writes_its_json(tmp_path,
                      "--set", "train.steps=4"]) == 0
     assert json.loads((tmp_path / "tetrominoes.json").read_text())["steps"] == 4
     assert "| tetrominoes | fg_ari | 99.5 ± 0.2 (Table 1) |" in capsys.readouterr().out
+
+
+def test_a_row_counts_the_minutes_of_its_checkpoint_not_of_steps_logged_after_it(tmp_path):
+    assert cli.main(["reproduce", "tetrominoes", "--out", str(tmp_path), "--no-progress", *TINY,
+                     "--set", "train.log_every=1"]) == 0
+    run_dir = tmp_path / "tetrominoes" / "run"
+    at_checkpoint = [r for r in read_metrics(run_dir) if r["split"] == "train"][-1]
+    with open(run_dir / "metrics.jsonl", "a") as f:  # as a run stopped between checkpoints leaves it
+        f.write(json.dumps({**at_checkpoint, "step": 3, "time_s": 6000.0}) + "\n")
+    row = write_row("tetrominoes", run_dir, tmp_path / "row.json", num_eval=8)
+    assert row["steps"] == 2 and row["minutes"] == round(at_checkpoint["time_s"] / 60, 1)
 
 
 def test_table_lists_every_row_with_its_command_when_not_measured():

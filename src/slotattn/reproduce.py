@@ -120,7 +120,8 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
     payload = load_checkpoint(ckpt)
     cfg = from_dict(payload["config"])
     step = int(payload["step"])
-    train_rows = [r for r in read_metrics(run_dir) if r["split"] == "train"]
+    # rows logged after the checkpoint (by a run stopped between checkpoints) describe training it does not hold
+    train_rows = [r for r in read_metrics(run_dir) if r["split"] == "train" and r["step"] <= step]
     dev = resolve_device(cfg.train.device)
     metrics = {k: v for k, v in result.items() if k not in ("checkpoint", "data", "num_slots", "num_iterations")}
     row_json = {
