@@ -21,7 +21,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from slotattn.data.generators.tetrominoes import generate_tetrominoes
 from slotattn.data.store import open_store, write_store
 from slotattn.data.stream import GeneratedSource, StepBatches, StoreSource
 from slotattn.models import build_model
+from slotattn.reproduce import cpu_model
 from slotattn.tasks import build_task
 
 GENERATORS: dict[str, Callable[[int, np.random.Generator], dict[str, np.ndarray]]] = {
@@ -95,14 +95,7 @@ def train_rate(name: str, batch_size: int, steps: int, device: str) -> tuple[flo
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
     return (f"{cpu}; allowed cores {cores}; torch {torch.__version__}, {torch.get_num_threads()} thread(s); "

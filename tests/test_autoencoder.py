@@ -10,7 +10,7 @@ from slotattn import SlotAttentionAutoEncoder
 from slotattn.config import ModelConfig, load_config
 from slotattn.models import build_model
 from slotattn.nn import Conv2dSame, ConvTranspose2dSame, SpatialBroadcastDecoder
-from param_counts import conv_params, dense_params  # tests/param_counts.py
+from param_counts import conv_params, dense_params, slot_attention_params  # tests/param_counts.py
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -23,13 +23,7 @@ def test_clevr6_parameter_count_equals_the_official_architecture():
     encoder_pos = dense_params(4, 64)
     layer_norm = 2 * 64
     feedforward = dense_params(64, 64) + dense_params(64, 64)
-    slot_attention = (
-        3 * 2 * d  # LayerNorms on inputs, slots, mlp
-        + 2 * d  # slots_mu, slots_log_sigma
-        + 3 * dense_params(d, d, bias=False)  # q, k, v
-        + 3 * (d * d + d * d) + 2 * 3 * d  # Keras GRUCell (reset_after=True): kernel, recurrent kernel, 2 biases
-        + dense_params(d, h) + dense_params(h, d)
-    )
+    slot_attention = slot_attention_params(d, h)
     decoder_pos = dense_params(4, 64)
     decoder = 5 * conv_params(64, 64, 5) + conv_params(64, 4, 3)
     expected = encoder + encoder_pos + layer_norm + feedforward + slot_attention + decoder_pos + decoder

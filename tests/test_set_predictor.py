@@ -12,7 +12,7 @@ from slotattn.config import ModelConfig
 from slotattn.losses import hungarian_huber_loss
 from slotattn.models.outputs import SetPredictionOutput
 from slotattn.models.set_predictor import SlotAttentionSetPredictor
-from param_counts import conv_params, dense_params  # tests/param_counts.py
+from param_counts import conv_params, dense_params, slot_attention_params  # tests/param_counts.py
 
 
 def test_parameter_count_equals_the_official_classifier():
@@ -22,13 +22,7 @@ def test_parameter_count_equals_the_official_classifier():
     encoder_pos = dense_params(4, 64)
     layer_norm = 2 * 64
     feedforward = dense_params(64, 64) + dense_params(64, 64)
-    slot_attention = (
-        3 * 2 * d  # LayerNorms on inputs, slots, mlp
-        + 2 * d  # slots_mu, slots_log_sigma
-        + 3 * dense_params(d, d, bias=False)  # q, k, v
-        + 3 * (d * d + d * d) + 2 * 3 * d  # Keras GRUCell (reset_after=True): kernel, recurrent kernel, 2 biases
-        + dense_params(d, h) + dense_params(h, d)
-    )
+    slot_attention = slot_attention_params(d, h)
     classifier = dense_params(64, 64) + dense_params(64, 19)
     expected = encoder + encoder_pos + layer_norm + feedforward + slot_attention + classifier
     model = SlotAttentionSetPredictor()

@@ -60,16 +60,19 @@ def describe_device(device: torch.device) -> str:
     """The accelerator or CPU model, as the rows name it."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    name = platform.processor() or platform.machine()
+    threads = torch.get_num_threads()
+    return f"{cpu_model()} ({threads} thread{'s' * (threads != 1)})"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo where there is one)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    threads = torch.get_num_threads()
-    return f"{name} ({threads} thread{'s' * (threads != 1)})"
+    return platform.processor() or platform.machine()
 
 
 def reproduce(name: str, out_dir: str | Path, *, minutes: float | None = None, device: str = "auto",
@@ -170,4 +173,4 @@ def load_rows(directory: str | Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(Path(directory).glob("*.json")) if p.stem in ROWS]
 
 
-__all__ = ["ROWS", "Row", "load_rows", "reproduce", "results_table", "write_row"]
+__all__ = ["ROWS", "Row", "cpu_model", "load_rows", "reproduce", "results_table", "write_row"]
