@@ -133,9 +133,9 @@ def summarise(runs: dict[str, dict[int, list[dict]]]) -> dict:
         steps = sorted({r["step"] for rows in seeds.values() for r in rows if r["step"] > 0})
         table = {}
         for step in steps:
-            values = [r["fg_ari"] for rows in seeds.values() for r in rows if r["step"] == step]
-            table[step] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "min": float(np.min(values)),
-                           "max": float(np.max(values)), "n": len(values)}
+            fg_ari = values(seeds, step)
+            table[step] = {"mean": float(np.mean(fg_ari)), "std": float(np.std(fg_ari)), "min": float(np.min(fg_ari)),
+                           "max": float(np.max(fg_ari)), "n": len(fg_ari)}
         summary[group] = table
     tf = summary.get("official_tf", {})
     for group in ("slotattn", "slotattn_torch_init"):
@@ -143,7 +143,43 @@ def summarise(runs: dict[str, dict[int, list[dict]]]) -> dict:
             summary[f"{group}_mean_inside_tf_range"] = {
                 step: tf[step]["min"] <= row["mean"] <= tf[step]["max"]
                 for step, row in summary[group].items() if step in tf}
+            summary[f"{group}_vs_tf_welch_p"] = {
+                step: welch_p(values(runs[group], step), values(runs["official_tf"], step))
+                for step in summary[group] if step in tf}
     return summary
+
+
+def values(seeds: dict[int, list[dict]], step: int) -> list[float]:
+    return [r["fg_ari"] for rows in seeds.values() for r in rows if r["step"] == step]
+
+
+def welch_p(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p-value of Welch's t-test that the two groups' means are equal (None below 2 seeds each)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    from scipy.stats import ttest_ind
+
+    return float(ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def markdown_table(summary: dict) -> str:
+    """FG-ARI per evaluation step: mean ± std [min, max] over seeds per group; slotattn's mean inside TF's range?"""
+    groups = [g for g in GROUPS if g in summary]
+    steps = sorted({int(s) for g in groups for s in summary[g]})
+    head = "| step | " + " | ".join(groups) + " | slotattn mean inside TF range | Welch p, slotattn vs TF |"
+    lines = [head, "|---:|" + "---:|" * len(groups) + "---|---:|"]
+    for step in steps:
+        cells = []
+        for group in groups:
+            row = summary[group].get(step) or summary[group].get(str(step))
+            cells.append(f"{row['mean']:.3f} ± {row['std']:.3f} [{row['min']:.3f}, {row['max']:.3f}]" if row else "")
+        inside = summary.get("slotattn_mean_inside_tf_range", {})
+        flag = inside.get(step, inside.get(str(step)))
+        welch = summary.get("slotattn_vs_tf_welch_p", {})
+        p = welch.get(step, welch.get(str(step)))
+        lines.append(f"| {step} | " + " | ".join(cells) + f" | {'' if flag is None else 'yes' if flag else 'no'} | "
+                     f"{'' if p is None else f'{p:.2f}'} |")
+    return "\n".join(lines)
 
 
 def plot(runs: dict, summary: dict, path: Path, title: str) -> None:
@@ -211,6 +247,7 @@ def main(argv=None):
               "summary": {g: {str(k): v for k, v in t.items()} for g, t in summary.items()}}
     (args.out / "statistical.json").write_text(json.dumps(result, indent=1) + "\n")
     plot(runs, summary, args.out / "statistical.png", title)
+    print(markdown_table(summary))
     print(f"wrote {args.out / 'statistical.json'} and {args.out / 'statistical.png'}")
 
 
