@@ -158,13 +158,16 @@ def test_no_grab_bag_utils_module():
 # --- self-contained: a clone in an empty folder has everything the code and the tests read ----------------------
 
 ROOT = SRC.parents[1]
-# Places that ship or run the code; none may reach outside the repository (as the dev machines' ../shared).
+# The folder the development machines keep beside the repository. It is named here only to forbid it: the patterns
+# and examples below are built from this one name, so that no line of this file is itself a path to it.
+DEV_FOLDER = "shared"
+# Places that ship or run the code; none may reach outside the repository (as the dev machines' folder above).
 SCANNED = ["src", "tests", "benchmarks", "configs", ".ci", "Makefile", "pyproject.toml"]
 OUTSIDE = [
-    re.compile(re.escape("../shared")),
-    re.compile(re.escape("shared/data")),
+    re.compile(re.escape(f"../{DEV_FOLDER}")),
+    re.compile(re.escape(f"{DEV_FOLDER}/data")),
     re.compile("clevr_dataset_gen"),
-    re.compile("[\"']shared[\"']"),  # a path component, as in parents[2] / "shared"
+    re.compile(f"[\"']{DEV_FOLDER}[\"']"),  # a path component, as in parents[2] / "<folder>"
 ]
 
 
@@ -186,9 +189,9 @@ def scanned_files() -> list[Path]:
 
 def test_the_scan_catches_the_old_shared_paths():
     old = [
-        'SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "clevr_dataset_gen"',
-        "cp ../shared/data/properties.json tests/",
-        "json.load(open('/work/shared/data/x.json'))",
+        f'SHARED = Path(__file__).resolve().parents[2] / "{DEV_FOLDER}" / "data" / "clevr_dataset_gen"',
+        f"cp ../{DEV_FOLDER}/data/properties.json tests/",
+        f"json.load(open('/work/{DEV_FOLDER}/data/x.json'))",
     ]
     assert [len(references_outside(line)) for line in old] == [1, 1, 1]
     assert references_outside("weights shared by all slots\nshared = dict(a=1)") == []
