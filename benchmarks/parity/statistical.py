@@ -30,6 +30,7 @@ from slotattn.config import from_dict
 from slotattn.data.build import build_eval_batches, generate_to_arrays
 from slotattn.data.multi_object import convert_multi_object, write_multi_object
 from slotattn.training.engine import evaluate
+from slotattn.training.runlog import read_metrics
 from slotattn.models import build_model
 from slotattn.tasks import build_task
 
@@ -105,8 +106,7 @@ def run_slotattn(group: str, seed: int, args, store: Path) -> list[dict]:
     def evals() -> list[dict]:
         if not metrics_file.exists():
             return []
-        rows = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()]
-        return [{k: v for k, v in r.items() if k not in ("split", "time_s")} for r in rows
+        return [{k: v for k, v in r.items() if k not in ("split", "time_s")} for r in read_metrics(run_dir)
                 if r["split"] == "eval" and r["step"] <= args.steps]
 
     rows = evals()
@@ -165,18 +165,16 @@ def welch_p(a: list[float], b: list[float]) -> float | None:
 def markdown_table(summary: dict) -> str:
     """FG-ARI per evaluation step: mean ± std [min, max] over seeds per group; slotattn's mean inside TF's range?"""
     groups = [g for g in GROUPS if g in summary]
-    steps = sorted({int(s) for g in groups for s in summary[g]})
+    steps = sorted({s for g in groups for s in summary[g]})
     head = "| step | " + " | ".join(groups) + " | slotattn mean inside TF range | Welch p, slotattn vs TF |"
     lines = [head, "|---:|" + "---:|" * len(groups) + "---|---:|"]
     for step in steps:
         cells = []
         for group in groups:
-            row = summary[group].get(step) or summary[group].get(str(step))
+            row = summary[group].get(step)
             cells.append(f"{row['mean']:.3f} ± {row['std']:.3f} [{row['min']:.3f}, {row['max']:.3f}]" if row else "")
-        inside = summary.get("slotattn_mean_inside_tf_range", {})
-        flag = inside.get(step, inside.get(str(step)))
-        welch = summary.get("slotattn_vs_tf_welch_p", {})
-        p = welch.get(step, welch.get(str(step)))
+        flag = summary.get("slotattn_mean_inside_tf_range", {}).get(step)
+        p = summary.get("slotattn_vs_tf_welch_p", {}).get(step)
         lines.append(f"| {step} | " + " | ".join(cells) + f" | {'' if flag is None else 'yes' if flag else 'no'} | "
                      f"{'' if p is None else f'{p:.2f}'} |")
     return "\n".join(lines)
