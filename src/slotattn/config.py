@@ -109,6 +109,10 @@ class TrainConfig:
     # torch.compile the training forward (evaluation runs the plain module). Measured on the development CPU:
     # +6 % images/s for Tetrominoes in bf16 after ~3 minutes of compiling; off by default (benchmarks/README.md).
     compile: bool = False
+    # Fine-tuning: start from the weights of a checkpoint, run directory, exported .safetensors or shipped name
+    # (e.g. "multi_dsprites") instead of the initialisation; step, optimizer and schedule start afresh. Its model
+    # config must equal this one's (except model.init). Ignored when resuming a run that has a checkpoint.
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from slotattn.training.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, load_safetensors
-from slotattn.config import Config, from_dict
+from slotattn.config import Config, from_dict, to_dict
 from slotattn.models import build_model
 
 
@@ -85,3 +85,30 @@ def from_pretrained(path_or_name: str | Path, model_class: type[torch.nn.Module]
         raise CheckpointError(f"{path_or_name}: holds a {type(model).__name__} (task {cfg.task!r}), "
                               f"not a {model_class.__name__}")
     return model
+
+
+def load_weights_into(model: torch.nn.Module, cfg: Config, path_or_name: str | Path) -> Path:
+    """Copy trained weights into `model` (built from `cfg`) to fine-tune it; returns the file they came from.
+
+    The weights' stored model config must equal `cfg.model` except `model.init` (which only says how parameters
+    are drawn before training); a difference is a CheckpointError naming the first differing keys.
+    """
+    path = resolve_checkpoint(path_or_name)
+    state = load_safetensors(path) if path.suffix == ".safetensors" else load_checkpoint(path, "cpu")
+    stored = dict(state["config"].get("model", {}))
+    wanted = to_dict(cfg.model)
+    differ = [key for key in wanted if key != "init" and key in stored and stored[key] != wanted[key]]
+    differ += [key for key in stored if key not in wanted]
+    if state["config"].get("task", cfg.task) != cfg.task:
+        differ.insert(0, f"task ({state['config']['task']!r} there, {cfg.task!r} here)")
+    if differ:
+        shown = ", ".join(f"model.{key} ({stored.get(key)!r} there, {wanted.get(key)!r} here)"
+                          if not key.startswith("task") else key for key in differ[:3])
+        raise CheckpointError(f"train.init_from={path_or_name}: {path} holds a different model: {shown}")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).splitlines()[:4]
+        raise CheckpointError(f"train.init_from={path_or_name}: {path}: the weights do not fit the model: "
+                              + " ".join(line.strip() for line in first)) from err
+    return path

@@ -19,7 +19,7 @@ from slotattn.config import Config, ConfigError, apply_overrides, from_dict, loa
 from slotattn.data.build import build_eval_batches, build_train_source, generate_to_arrays
 from slotattn.data.store import Store, write_store
 from slotattn.models import build_model
-from slotattn.pretrained import load_model, resolve_checkpoint
+from slotattn.pretrained import load_model, load_weights_into, resolve_checkpoint
 from slotattn.tasks import build_task
 from slotattn.training import distributed, engine
 from slotattn.training.checkpoint import CheckpointError, export_safetensors, latest_checkpoint, load_checkpoint
@@ -43,6 +43,8 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: P
         model = build_model(cfg)
     except ValueError as err:  # e.g. a decoder that cannot reach model.resolution
         raise ConfigError(f"the config's model cannot be built: {err}") from err
+    if cfg.train.init_from is not None and not (resume and latest_checkpoint(run_dir) is not None):
+        load_weights_into(model, cfg, cfg.train.init_from)  # fine-tuning; a resumed run has its own weights
     try:
         return engine.train(cfg, model, build_task(cfg.task),
                             lambda rank, world: build_train_source(cfg, rank, world),
