@@ -358,3 +358,35 @@ def test_eval_refuses_model_settings_instead_of_ignoring_them(trained, capsys):
     assert code == 2
     assert "--set model.num_slots=6: the model is rebuilt from the checkpoint's own config" in captured.err
     assert "--num-slots / --num-iterations" in captured.err
+
+
+def test_init_from_starts_from_the_given_weights_and_a_resume_keeps_its_own(trained, tmp_path):
+    common = ["--config", "debug", "--no-progress", "--set", "train.precision=fp32",
+              "--set", f"train.init_from={trained}", "--set", "train.eval_every=100", "--set", "train.vis_every=100"]
+    # lr ~0: after one step the weights are still the source's (they are not the fresh initialisation's)
+    tiny = tmp_path / "tiny"
+    assert cli.main(["train", "--run-dir", str(tiny), *common, "--set", "train.steps=1",
+                     "--set", "optim.learning_rate=1e-30"]) == 0
+    source = load_checkpoint(latest_checkpoint(trained))["model"]
+    tuned = load_checkpoint(latest_checkpoint(tiny))["model"]
+    fresh = build_model(load_config("debug")).state_dict()
+    assert tuned.keys() == source.keys()
+    for key in source:
+        torch.testing.assert_close(tuned[key], source[key], rtol=0, atol=1e-20, msg=key)
+    assert any(not torch.equal(fresh[key], source[key]) for key in source)
+    # a resumed fine-tuning run continues from its checkpoint, not from train.init_from again
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    assert cli.main(["train", "--run-dir", str(whole), *common, "--set", "train.steps=3"]) == 0
+    assert cli.main(["train", "--run-dir", str(split), *common, "--set", "train.steps=2"]) == 0
+    assert cli.main(["train", "--run-dir", str(split), "--resume", "--no-progress", "--set", "train.steps=3"]) == 0
+    assert train_losses(split) == train_losses(whole)
+    assert train_losses(whole)[0] < train_losses(trained)[0]  # it started trained
+
+
+def test_init_from_weights_of_another_model_is_a_clear_error(trained, tmp_path, capsys):
+    code, captured = run(["train", "--config", "debug", "--run-dir", str(tmp_path), "--no-progress",
+                          "--set", f"train.init_from={trained}", "--set", "model.slot_size=32"], capsys)
+    assert code == 2 and "holds a different model" in captured.err and "model.slot_size (16 there, 32 here)" in captured.err
+    code, captured = run(["train", "--config", "debug", "--run-dir", str(tmp_path), "--no-progress",
+                          "--set", "train.init_from=no_such_weights"], capsys)
+    assert code == 2 and "not the name of shipped weights" in captured.err
