@@ -54,6 +54,7 @@ class MeanEvaluator:
         self.values = []
 
     def update(self, out, batch):
+        assert not out.requires_grad, "evaluation must run without autograd"
         self.values.append(float(((out - batch["image"]) ** 2).mean()))
 
     def compute(self, gather):

@@ -15,7 +15,7 @@ import logging
 import math
 import signal
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,7 +80,31 @@ def test_time_settings(num_slots: int | None = None, num_iterations: int | None 
     return {k: v for k, v in (("num_slots", num_slots), ("num_iterations", num_iterations)) if v is not None}
 
 
-@torch.no_grad()
+def eval_outputs(
+    model: torch.nn.Module, batches: Iterable[Batch], device: torch.device, seed: int = 0,
+    num_slots: int | None = None, num_iterations: int | None = None,
+) -> Iterator[tuple[Any, Batch]]:
+    """(model output, batch on `device`) for each held-out batch, in eval mode, with `evaluate`'s slot noise.
+
+    Slot noise is seeded by each batch's position in the split (`batch["index"]`), so the outputs are repeatable,
+    the same on any number of ranks, and leave the training RNG untouched. `num_slots` / `num_iterations` (None:
+    as trained) are passed to the model on every call: the paper's test-time generalisation.
+    """
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device)
+    settings = test_time_settings(num_slots, num_iterations)
+    try:
+        for batch in batches:
+            generator.manual_seed(seed * 1_000_003 + int(batch["index"][0]) if "index" in batch else seed)
+            batch = to_device(batch, device)
+            with torch.no_grad():  # not a decorator: a wrapper around a generator function would not hold it
+                out = model(batch["image"], generator=generator, **settings)
+            yield out, batch
+    finally:
+        model.train(was_training)
+
+
 def evaluate(
     model: torch.nn.Module, task: Task, batches: Iterable[Batch], device: torch.device, seed: int = 0,
     progress: Callable[[Iterable[Batch]], Iterable[Batch]] | None = None, dist_info: DistInfo = DistInfo(),
@@ -88,21 +112,13 @@ def evaluate(
 ) -> dict[str, float]:
     """The task's metrics over a whole split (under DDP: this rank's shard, combined over ranks by the task).
 
-    Slot noise is seeded by each batch's position in the split (`batch["index"]`), so evaluation is repeatable,
-    gives the same numbers on any number of ranks, and leaves the training RNG untouched. `num_slots` and
-    `num_iterations` (None: as trained) are passed to the model on every call: the paper's test-time
-    generalisation, without changing the model.
+    The outputs are `eval_outputs`'s (repeatable slot noise, test-time K and T), so evaluation gives the same
+    numbers on any number of ranks.
     """
-    was_training = model.training
-    model.eval()
-    generator = torch.Generator(device)
     evaluator = task.evaluator()
-    settings = test_time_settings(num_slots, num_iterations)
-    for batch in progress(batches) if progress else batches:
-        generator.manual_seed(seed * 1_000_003 + int(batch["index"][0]) if "index" in batch else seed)
-        batch = to_device(batch, device)
-        evaluator.update(model(batch["image"], generator=generator, **settings), batch)
-    model.train(was_training)
+    for out, batch in eval_outputs(model, progress(batches) if progress else batches, device, seed,
+                                   num_slots, num_iterations):
+        evaluator.update(out, batch)
     return evaluator.compute(lambda obj: gather_objects(obj, dist_info))
 
 
