@@ -42,6 +42,19 @@ def test_a_row_counts_the_minutes_of_its_checkpoint_not_of_steps_logged_after_it
     assert row["steps"] == 2 and row["minutes"] == round(at_checkpoint["time_s"] / 60, 1)
 
 
+def test_a_fine_tuned_row_counts_the_training_behind_its_starting_weights(tmp_path):
+    assert cli.main(["reproduce", "tetrominoes", "--out", str(tmp_path), "--no-progress", *TINY]) == 0
+    run_dir = tmp_path / "tetrominoes" / "run"
+    plain = write_row("tetrominoes", run_dir, tmp_path / "plain.json", num_eval=8)
+    earlier = {"what": "earlier weights", "images": 1000, "minutes": 2.5}
+    row = write_row("tetrominoes", run_dir, tmp_path / "row.json", num_eval=8, started_from=earlier)
+    assert row["images_seen"] == plain["images_seen"] + 1000 and row["minutes"] == round(plain["minutes"] + 2.5, 1)
+    assert row["value"] == plain["value"] and plain["started_from"] is None
+    assert "continued from earlier weights (1,000 images, 2.5 minutes, counted in)" in results_table([row])
+    with pytest.raises(ValueError, match="what, images, minutes"):
+        write_row("tetrominoes", run_dir, tmp_path / "bad.json", num_eval=8, started_from={"images": 1})
+
+
 def test_table_lists_every_row_with_its_command_when_not_measured():
     table = results_table([])
     assert table.count("not run") == len(ROWS)

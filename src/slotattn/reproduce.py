@@ -110,12 +110,17 @@ def reproduce(name: str, out_dir: str | Path, *, minutes: float | None = None, d
 
 
 def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int | None = None,
-              overrides: Sequence[str] = (), data: str | None = None) -> dict[str, Any]:
+              overrides: Sequence[str] = (), data: str | None = None,
+              started_from: dict[str, Any] | None = None) -> dict[str, Any]:
     """Evaluate the newest checkpoint of `run_dir` with row `name`'s protocol and write the row to `path`.
 
     Also for runs trained otherwise than by `reproduce` (e.g. a CPU recipe): `overrides` then names the settings in
-    which the run differed from the paper's recipe, and the table says so.
+    which the run differed from the paper's recipe, and the table says so. `started_from` is for a run that
+    fine-tuned earlier weights (`train.init_from`): {"what": ..., "images": ..., "minutes": ...} of the training
+    behind those weights, added to the row's images and minutes and named in its notes.
     """
+    if started_from is not None and set(started_from) != {"what", "images", "minutes"}:
+        raise ValueError(f"started_from needs exactly the keys what, images, minutes; got {sorted(started_from)}")
     row = ROWS[name]
     num_eval = num_eval or row.num_eval
     result = run.evaluate(run_dir, num=num_eval)
@@ -130,8 +135,10 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
     row_json = {
         "row": name, "metric": row.metric, "value": metrics[row.metric], "paper": list(row.paper),
         "paper_source": row.source, "metrics": metrics, "num_eval": num_eval, "steps": step,
-        "images_seen": step * cfg.train.batch_size,
-        "minutes": round(train_rows[-1]["time_s"] / 60, 1) if train_rows else 0.0,
+        "images_seen": step * cfg.train.batch_size + (started_from["images"] if started_from else 0),
+        "minutes": round((train_rows[-1]["time_s"] / 60 if train_rows else 0.0)
+                         + (started_from["minutes"] if started_from else 0.0), 1),
+        "started_from": started_from,
         "device": describe_device(dev), "precision": resolve_precision(cfg.train.precision, dev),
         "date": time.strftime("%Y-%m-%d"), "recipe": row.recipe, "overrides": list(overrides),
         "data": data or cfg.data.path or f"generated:{cfg.data.name}", "config": to_dict(cfg),
@@ -160,6 +167,8 @@ def results_table(rows: Iterable[dict[str, Any]]) -> str:
             continue
         notes = "; ".join(filter(None, [
             f"{r['num_eval']} held-out scenes, {r['data']}",
+            f"continued from {r['started_from']['what']} ({r['started_from']['images']:,} images, "
+            f"{r['started_from']['minutes']:g} minutes, counted in)" if r.get("started_from") else "",
             f"differs from the paper's recipe in: `{', '.join(r['overrides'])}`" if r["overrides"] else
             "the paper's recipe",
         ]))
