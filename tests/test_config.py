@@ -139,8 +139,9 @@ def test_any_override_either_applies_or_raises_config_error(key, value):
     assert isinstance(cfg, Config)
 
 
-def test_cpu_recipe_trains_the_papers_model_with_a_cpu_sized_schedule():
-    cpu, paper = load_config("tetrominoes_cpu"), load_config("tetrominoes")
+@pytest.mark.parametrize("name, warmup", [("tetrominoes", 1000), ("multi_dsprites", 500)])
+def test_cpu_recipe_trains_the_papers_model_with_a_cpu_sized_schedule(name, warmup):
+    cpu, paper = load_config(f"{name}_cpu"), load_config(name)
     assert cpu.model == paper.model and cpu.data.name == paper.data.name
     assert cpu.optim.learning_rate == paper.optim.learning_rate and cpu.optim.decay_rate == paper.optim.decay_rate
-    assert (cpu.train.batch_size, cpu.optim.warmup_steps, cpu.optim.decay_steps) == (16, 1000, 20000)
+    assert (cpu.train.batch_size, cpu.optim.warmup_steps, cpu.optim.decay_steps) == (16, warmup, 20000)
