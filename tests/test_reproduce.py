@@ -2,6 +2,9 @@
 the README's results table is what the committed rows give."""
 
 import importlib.util
+import os
+import subprocess
+import sys
 import json
 from pathlib import Path
 
@@ -75,3 +78,20 @@ def test_readme_table_is_generated_from_the_committed_rows():
 def test_unknown_row_is_refused():
     with pytest.raises(SystemExit):
         cli.main(["reproduce", "clevr10", "--out", "x"])
+
+
+@pytest.mark.slow
+def test_the_prepared_gpu_script_writes_both_rows_and_the_throughput(tmp_path):
+    """scripts/gpu_rows.sh as its smoke command runs it on a CPU (~1-2 minutes: one CLEVR6 step and its renders)."""
+    env = {**os.environ, "DEVICE": "cpu", "MIN_TETRO": "0.05", "MIN_CLEVR": "0.05", "NUM_EVAL": "4",
+           "EXTRA": "--set train.batch_size=2 --set train.eval_batch_size=4",
+           "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    subprocess.run(["bash", str(ROOT / "scripts" / "gpu_rows.sh")], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=900)
+    out = tmp_path / "out"
+    for name in ("tetrominoes", "clevr6"):
+        row = json.loads((out / f"{name}.json").read_text())
+        assert row["row"] == name and row["num_eval"] == 4 and row["steps"] >= 1
+    throughput = json.loads((out / "throughput.json").read_text())
+    assert throughput["clevr6"]["steps"] >= 1 and throughput["tetrominoes"]["median_train_images_per_s"] > 0
