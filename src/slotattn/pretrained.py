@@ -53,19 +53,28 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
         map_location: where to put the weights.
     """
     path = resolve_checkpoint(path)
-    state = load_safetensors(path) if path.suffix == ".safetensors" else load_checkpoint(path, map_location)
+    state = _read_state(path, map_location)
     try:
         cfg = from_dict(state["config"])
     except ValueError as err:  # a config key or value this version does not know
         raise CheckpointError(f"{path}: its stored config does not fit this version of slotattn: {err}") from err
     model = build_model(cfg)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:  # missing/unexpected keys or shape mismatches
-        first = str(err).splitlines()[:4]
-        raise CheckpointError(f"{path}: the weights do not match the model its config builds: "
-                              + " ".join(line.strip() for line in first)) from err
+    _load_state_dict(model, state["model"], f"{path}: the weights do not match the model its config builds")
     return model.to(map_location).eval(), cfg
+
+
+def _read_state(path: Path, map_location: str | torch.device = "cpu") -> dict:
+    """{"model", "config", ...} of an exported .safetensors or a checkpoint."""
+    return load_safetensors(path) if path.suffix == ".safetensors" else load_checkpoint(path, map_location)
+
+
+def _load_state_dict(model: torch.nn.Module, weights: dict, problem: str) -> None:
+    """`model.load_state_dict`, with missing/unexpected keys or shape mismatches as a CheckpointError."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as err:
+        first = str(err).splitlines()[:4]
+        raise CheckpointError(f"{problem}: " + " ".join(line.strip() for line in first)) from err
 
 
 def from_pretrained(path_or_name: str | Path, model_class: type[torch.nn.Module] | None = None,
@@ -94,7 +103,7 @@ def load_weights_into(model: torch.nn.Module, cfg: Config, path_or_name: str | P
     are drawn before training); a difference is a CheckpointError naming the first differing keys.
     """
     path = resolve_checkpoint(path_or_name)
-    state = load_safetensors(path) if path.suffix == ".safetensors" else load_checkpoint(path, "cpu")
+    state = _read_state(path)
     stored = dict(state["config"].get("model", {}))
     wanted = to_dict(cfg.model)
     differ = [key for key in wanted if key != "init" and key in stored and stored[key] != wanted[key]]
@@ -105,10 +114,5 @@ def load_weights_into(model: torch.nn.Module, cfg: Config, path_or_name: str | P
         shown = ", ".join(f"model.{key} ({stored.get(key)!r} there, {wanted.get(key)!r} here)"
                           if not key.startswith("task") else key for key in differ[:3])
         raise CheckpointError(f"train.init_from={path_or_name}: {path} holds a different model: {shown}")
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        first = str(err).splitlines()[:4]
-        raise CheckpointError(f"train.init_from={path_or_name}: {path}: the weights do not fit the model: "
-                              + " ".join(line.strip() for line in first)) from err
+    _load_state_dict(model, state["model"], f"train.init_from={path_or_name}: {path}: the weights do not fit the model")
     return path

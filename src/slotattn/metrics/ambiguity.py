@@ -19,8 +19,10 @@ from scipy import ndimage
 
 __all__ = ["colour_components", "touching_same_colour"]
 
-# Inputs are annotated as unchecked shapes so that bad input reaches the checks below, whose errors say more.
 _FOUR_NEIGHBOURS = ndimage.generate_binary_structure(2, 1)
+
+# The functions' inputs are annotated as unchecked shapes so that bad input reaches `_check_images` and the check
+# of `true_ids`, whose errors say more than the run-time shape checker's.
 
 
 def _check_images(images: np.ndarray) -> None:
