@@ -40,7 +40,7 @@ from slotattn.data.generators.tetrominoes import generate_tetrominoes
 from slotattn.data.store import open_store, write_store
 from slotattn.data.stream import GeneratedSource, StepBatches, StoreSource
 from slotattn.models import build_model
-from slotattn.reproduce import cpu_model
+from slotattn.training.runlog import cpu_model
 from slotattn.tasks import build_task
 
 GENERATORS: dict[str, Callable[[int, np.random.Generator], dict[str, np.ndarray]]] = {

@@ -12,7 +12,7 @@ import pytest
 
 from slotattn import cli
 from slotattn.reproduce import ROWS, load_rows, results_table, write_row
-from slotattn.training.runlog import read_metrics
+from slotattn.training.runlog import cpu_model, read_metrics, read_starts
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--num-eval", "8", "--set", "train.steps=2", "--set", "train.batch_size=2", "--set", "train.eval_batch_size=8",
@@ -32,6 +32,27 @@ def test_a_row_trains_with_the_paper_model_resumes_and_writes_its_json(tmp_path,
                      "--set", "train.steps=4"]) == 0
     assert json.loads((tmp_path / "tetrominoes.json").read_text())["steps"] == 4
     assert "| tetrominoes | fg_ari | 99.5 ± 0.2 (Table 1) |" in capsys.readouterr().out
+
+
+def test_a_row_names_the_hardware_the_run_recorded_at_each_start(tmp_path):
+    assert cli.main(["reproduce", "tetrominoes", "--out", str(tmp_path), "--no-progress", *TINY]) == 0
+    run_dir = tmp_path / "tetrominoes" / "run"
+    assert cli.main(["reproduce", "tetrominoes", "--out", str(tmp_path), "--no-progress", *TINY[:2],
+                     "--set", "train.steps=4"]) == 0
+    starts = read_starts(run_dir)
+    assert [s["step"] for s in starts] == [0, 2] and {s["world_size"] for s in starts} == {1}
+    assert starts[0]["device"].startswith(cpu_model() + " (") and starts[0]["precision"] in ("fp32", "bf16")
+    # A start on other hardware shows in the row; a start after the checkpoint (a later crash) does not.
+    with open(run_dir / "starts.jsonl", "a") as f:
+        f.write(json.dumps({**starts[0], "step": 3, "device": "Other CPU (1 thread)"}) + "\n")
+        f.write(json.dumps({**starts[0], "step": 9, "device": "Later GPU"}) + "\n")
+    row = write_row("tetrominoes", run_dir, tmp_path / "row.json", num_eval=8)
+    assert row["device"] == f"{starts[0]['device']} + Other CPU (1 thread)"
+    named = write_row("tetrominoes", run_dir, tmp_path / "named.json", num_eval=8, trained_on="AMD EPYC (1 thread)")
+    assert named["device"] == "AMD EPYC (1 thread)"
+    (run_dir / "starts.jsonl").unlink()  # a run older than the record
+    assert "did not record where it trained" in write_row("tetrominoes", run_dir, tmp_path / "old.json",
+                                                          num_eval=8)["device"]
 
 
 def test_a_row_counts_the_minutes_of_its_checkpoint_not_of_steps_logged_after_it(tmp_path):

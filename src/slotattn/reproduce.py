@@ -9,20 +9,17 @@ rewritten by `python scripts/results_table.py`.
 """
 
 import json
-import platform
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from slotattn import run
 from slotattn.config import from_dict, load_config, to_dict
 from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint
 from slotattn.training.engine import Progress, resolve_device, resolve_precision
-from slotattn.training.runlog import read_metrics
+from slotattn.training.runlog import describe_device, read_metrics, read_starts
 
 
 @dataclass(frozen=True)
@@ -56,23 +53,13 @@ ROWS: dict[str, Row] = {r.name: r for r in (
 )}
 
 
-def describe_device(device: torch.device) -> str:
-    """The accelerator or CPU model, as the rows name it."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    threads = torch.get_num_threads()
-    return f"{cpu_model()} ({threads} thread{'s' * (threads != 1)})"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo where there is one)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def training_device(run_dir: str | Path, step: int) -> tuple[str, str] | None:
+    """(device, precision) of the starts of the run up to `step` (`RunLog.record_start`); None if not recorded."""
+    starts = [s for s in read_starts(run_dir) if s["step"] <= step]
+    if not starts:
+        return None
+    devices = [s["device"] + (f" x {s['world_size']} processes" if s["world_size"] > 1 else "") for s in starts]
+    return " + ".join(dict.fromkeys(devices)), " + ".join(dict.fromkeys(s["precision"] for s in starts))
 
 
 def reproduce(name: str, out_dir: str | Path, *, minutes: float | None = None, device: str = "auto",
@@ -111,13 +98,15 @@ def reproduce(name: str, out_dir: str | Path, *, minutes: float | None = None, d
 
 def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int | None = None,
               overrides: Sequence[str] = (), data: str | None = None,
-              started_from: dict[str, Any] | None = None) -> dict[str, Any]:
+              started_from: dict[str, Any] | None = None, trained_on: str | None = None) -> dict[str, Any]:
     """Evaluate the newest checkpoint of `run_dir` with row `name`'s protocol and write the row to `path`.
 
     Also for runs trained otherwise than by `reproduce` (e.g. a CPU recipe): `overrides` then names the settings in
     which the run differed from the paper's recipe, and the table says so. `started_from` is for a run that
     fine-tuned earlier weights (`train.init_from`): {"what": ..., "images": ..., "minutes": ...} of the training
-    behind those weights, added to the row's images and minutes and named in its notes.
+    behind those weights, added to the row's images and minutes and named in its notes. The row's device is
+    what the run recorded at its starts (`run_dir/starts.jsonl`); `trained_on` names it for a run that did not
+    record it (one older than the record), and without either the row says it names the evaluating process.
     """
     if started_from is not None and set(started_from) != {"what", "images", "minutes"}:
         raise ValueError(f"started_from needs exactly the keys what, images, minutes; got {sorted(started_from)}")
@@ -131,6 +120,14 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
     # rows logged after the checkpoint (by a run stopped between checkpoints) describe training it does not hold
     train_rows = [r for r in read_metrics(run_dir) if r["split"] == "train" and r["step"] <= step]
     dev = resolve_device(cfg.train.device)
+    recorded = training_device(run_dir, step)
+    if trained_on is not None:
+        device, precision = trained_on, resolve_precision(cfg.train.precision, dev)
+    elif recorded is not None:
+        device, precision = recorded
+    else:
+        device = f"{describe_device(dev)}, evaluating: the run did not record where it trained"
+        precision = resolve_precision(cfg.train.precision, dev)
     metrics = {k: v for k, v in result.items() if k not in ("checkpoint", "data", "num_slots", "num_iterations")}
     row_json = {
         "row": name, "metric": row.metric, "value": metrics[row.metric], "paper": list(row.paper),
@@ -139,7 +136,7 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
         "minutes": round((train_rows[-1]["time_s"] / 60 if train_rows else 0.0)
                          + (started_from["minutes"] if started_from else 0.0), 1),
         "started_from": started_from,
-        "device": describe_device(dev), "precision": resolve_precision(cfg.train.precision, dev),
+        "device": device, "precision": precision,
         "date": time.strftime("%Y-%m-%d"), "recipe": row.recipe, "overrides": list(overrides),
         "data": data or cfg.data.path or f"generated:{cfg.data.name}", "config": to_dict(cfg),
     }
@@ -182,4 +179,4 @@ def load_rows(directory: str | Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(Path(directory).glob("*.json")) if p.stem in ROWS]
 
 
-__all__ = ["ROWS", "Row", "cpu_model", "load_rows", "reproduce", "results_table", "write_row"]
+__all__ = ["ROWS", "Row", "load_rows", "reproduce", "results_table", "training_device", "write_row"]

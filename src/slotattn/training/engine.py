@@ -297,6 +297,7 @@ def train(
     precision = resolve_precision(cfg.train.precision, device)
     if dist_info.is_main:
         log.info("training precision: %s (train.precision=%s)", precision, cfg.train.precision)
+    runlog.record_start(state.step, device, precision, dist_info.world_size)
     loader = DataLoader(
         StepBatches(source, start_step=state.step),
         batch_size=None,

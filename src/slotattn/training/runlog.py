@@ -1,10 +1,15 @@
-"""Run logs: one JSON object per line in `run_dir/metrics.jsonl`, mirrored to TensorBoard when asked."""
+"""Run logs: one JSON object per line in `run_dir/metrics.jsonl`, mirrored to TensorBoard when asked, and one line
+per start of the run in `run_dir/starts.jsonl` saying what it ran on (so a result names the hardware that trained
+it, not the one that evaluated it)."""
 
 import json
 import math
+import platform
 import time
 from pathlib import Path
 from typing import Any
+
+import torch
 
 
 class RunLog:
@@ -59,6 +64,16 @@ class RunLog:
                 self.writer.add_scalar(f"{split}/{key}", float(value), step)
             self.writer.flush()
 
+    def record_start(self, step: int, device: torch.device, precision: str, world_size: int) -> None:
+        """Append where this (re)start of the run trains: `{"step", "date", "device", "precision", "world_size",
+        "torch"}` to `run_dir/starts.jsonl` (`describe_device` of this process; all ranks run alike)."""
+        if not self.enabled:
+            return
+        record = {"step": step, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": describe_device(device),
+                  "precision": precision, "world_size": world_size, "torch": torch.__version__}
+        with (self.path.parent / STARTS).open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
@@ -68,3 +83,31 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """All records of `run_dir/metrics.jsonl`."""
     path = Path(run_dir) / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+STARTS = "starts.jsonl"
+
+
+def read_starts(run_dir: str | Path) -> list[dict[str, Any]]:
+    """The run's start records (`RunLog.record_start`), oldest first; [] for a run that predates them."""
+    path = Path(run_dir) / STARTS
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def describe_device(device: torch.device) -> str:
+    """The accelerator, or the CPU model and this process's thread count, as results name them."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    threads = torch.get_num_threads()
+    return f"{cpu_model()} ({threads} thread{'s' * (threads != 1)})"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo where there is one)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
