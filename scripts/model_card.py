@@ -120,6 +120,8 @@ def training_cell(card: dict, cfg: dict) -> str:
             + f", {card['precision']}. Adam {optim['learning_rate']:g}, linear warm-up {optim['warmup_steps']:,} "
             f"steps, ×{optim['decay_rate']:g} every {optim['decay_steps']:,} steps. Recipe and its differences from the "
             f"paper's `configs/{card['recipe']}.yaml`: " + "; ".join(card["overrides"])
+            + (f"; stopped at step {card['steps']:,} of {cfg['train']['steps']:,}" if card["steps"] <
+               cfg["train"]["steps"] else "")
             + ". The final checkpoint is shipped (no selection on the evaluation split).")
     return text
 

@@ -75,6 +75,9 @@ def test_a_fine_tuned_row_counts_the_training_behind_its_starting_weights(tmp_pa
     assert row["images_seen"] == plain["images_seen"] + 1000 and row["minutes"] == round(plain["minutes"] + 2.5, 1)
     assert row["value"] == plain["value"] and plain["started_from"] is None
     assert "continued from earlier weights (1,000 images, 2.5 minutes, counted in)" in results_table([row])
+    assert "stopped at step" not in results_table([row])  # the run did all of its train.steps
+    longer = {**row, "config": {**row["config"], "train": {**row["config"]["train"], "steps": 10}}}
+    assert "stopped at step 2 of 10" in results_table([longer])
     with pytest.raises(ValueError, match="what, images, minutes"):
         write_row("tetrominoes", run_dir, tmp_path / "bad.json", num_eval=8, started_from={"images": 1})
 

@@ -162,12 +162,14 @@ def results_table(rows: Iterable[dict[str, Any]]) -> str:
         if r is None:
             lines.append(f"| {name} | {row.metric} | {paper} | not run | | | | | needs a GPU: `{command(name)}` |")
             continue
+        planned = r["config"]["train"]["steps"]
         notes = "; ".join(filter(None, [
             f"{r['num_eval']} held-out scenes, {r['data']}",
             f"continued from {r['started_from']['what']} ({r['started_from']['images']:,} images, "
             f"{r['started_from']['minutes']:g} minutes, counted in)" if r.get("started_from") else "",
             f"differs from the paper's recipe in: `{', '.join(r['overrides'])}`" if r["overrides"] else
             "the paper's recipe",
+            f"stopped at step {r['steps']:,} of {planned:,}" if r["steps"] < planned else "",
         ]))
         lines.append(f"| {name} | {row.metric} | {paper} | {100 * r['value']:.1f} | {r['images_seen']:,} | "
                      f"{r['minutes']:g} | {r['device']}, {r['precision']} | {r['date']} | {notes} |")
