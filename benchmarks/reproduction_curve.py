@@ -18,8 +18,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from data_throughput import machine  # noqa: E402
 from learning_curve import analyze  # noqa: E402
 
+from slotattn.reproduce import ROWS  # noqa: E402
 
-def plot(curve: list[dict], batch_size: int, title: str, path: Path) -> None:
+
+def plot(curve: list[dict], batch_size: int, title: str, path: Path, paper: float | None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -29,7 +31,8 @@ def plot(curve: list[dict], batch_size: int, title: str, path: Path) -> None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     for key, style in (("fg_ari", "o-"), ("mbo", "s--"), ("ari", "^:")):
         left.plot(images, [c[key] for c in curve], style, ms=3, label=key.replace("_", "-").upper())
-    left.axhline(0.995, color="grey", lw=0.8, ls="--", label="paper FG-ARI 0.995")
+    if paper is not None:
+        left.axhline(paper, color="grey", lw=0.8, ls="--", label=f"paper FG-ARI {paper:g}")
     left.set(xlabel="training images (thousands)", ylabel="score on held-out scenes", ylim=(-0.1, 1.02), title=title)
     left.legend(fontsize=8)
     left.grid(alpha=0.3)
@@ -55,7 +58,9 @@ def main(argv=None):
               "config": config, **summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    plot(summary["curve"], batch_size, args.title, args.out.with_suffix(".png"))
+    row = ROWS.get(config["data"]["name"])  # the paper's Table 1 value of the dataset, where it has one
+    paper = row.paper[0] / 100 if row is not None and row.metric == "fg_ari" else None
+    plot(summary["curve"], batch_size, args.title, args.out.with_suffix(".png"), paper)
     best = summary["best"]
     print(f"wrote {args.out}.json/.png; best FG-ARI {best['fg_ari']:.3f} at step {best['step']}")
 
