@@ -87,7 +87,7 @@ def expand(command: str) -> list[list[str]]:
 
 def demo_transcript() -> str:
     """The README's transcript of `make demo`: the plain block that starts with the demo's first line."""
-    (body,) = [body for _, body in code_blocks(readme(), "") if body.startswith("[1/3] generating")]
+    (body,) = [body for _, body in code_blocks(readme(), "") if body.startswith("[1/4] generating")]
     return body
 
 
@@ -162,6 +162,7 @@ def test_the_command_line_block_runs_as_written_at_debug_scale(tmp_path, monkeyp
     assert (tmp_path / "data" / "tetrominoes" / "meta.json").exists()
     assert latest_checkpoint(tmp_path / "runs" / "tetro").name == "step_00000004.pt"  # resumed from step 2
     assert (tmp_path / "fig.png").stat().st_size > 0 and (tmp_path / "demo_run" / "decomposition.png").exists()
+    assert (tmp_path / "demo_run" / "pretrained.png").stat().st_size > 0  # the shipped weights on the same scenes
     model, cfg = slotattn.load_model(tmp_path / "model.safetensors")
     assert not model.training
     assert cfg.model.num_slots == 4 and cfg.data.name == "tetrominoes"

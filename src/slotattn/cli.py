@@ -189,24 +189,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data_dir = out / "data"
     if not (data_dir / "meta.json").exists():
-        print(f"[1/3] generating {args.num_train} Tetrominoes scenes into {data_dir}")
+        print(f"[1/4] generating {args.num_train} Tetrominoes scenes into {data_dir}")
         with _tqdm(total=args.num_train, desc="generate tetrominoes", unit="img", disable=args.no_progress) as bar:
             store = run.generate("tetrominoes", args.num_train, data_dir, seed=0, overwrite=True, progress=bar)
         print(f"wrote {len(store)} examples to {store.path}")
     cfg = load_config("demo", [f"data.path={data_dir}", *args.overrides])
     if args.minutes is not None:
         cfg = from_dict({"train": {"max_minutes": args.minutes}}, base=cfg)
-    print(f"[2/3] training for at most {cfg.train.max_minutes} minutes on {resolve_device(cfg.train.device)} "
+    print(f"[2/4] training for at most {cfg.train.max_minutes} minutes on {resolve_device(cfg.train.device)} "
           f"(recipe configs/demo.yaml, run directory {out / 'run'})")
     metrics = _train(cfg, out / "run", resume=args.resume, progress=not args.no_progress)
-    print("[3/3] drawing the slot decomposition")
+    print("[3/4] drawing the slot decomposition")
     figure = run.visualize(out / "run", out / "decomposition.png", num=8)
-    print(f"FG-ARI {metrics.get('fg_ari', float('nan')):.3f}  ARI {metrics.get('ari', float('nan')):.3f}  "
-          f"mBO {metrics.get('mbo', float('nan')):.3f} on {cfg.data.num_eval} held-out scenes")
+    print(_demo_metrics(metrics, cfg.data.num_eval))
     print(f"figure:      {figure}")
     print(f"metrics:     {out / 'run' / 'metrics.jsonl'}")
     print(f"checkpoints: {out / 'run' / 'checkpoints'}")
+    # What the paper's model does after hours of training, on the same held-out scenes: the shipped weights.
+    print("[4/4] the same scenes with the shipped `tetrominoes` weights (the paper's model trained for hours on a CPU, "
+          "docs/models.md)")
+    same_scenes = [f"data.eval_seed={cfg.data.eval_seed}", f"train.eval_batch_size={cfg.train.eval_batch_size}"]
+    shipped = run.evaluate("tetrominoes", data=cfg.data.eval_path, num=cfg.data.num_eval, device=cfg.train.device,
+                           overrides=same_scenes)
+    figure = run.visualize("tetrominoes", out / "pretrained.png", num=8, data=cfg.data.eval_path,
+                           device=cfg.train.device, overrides=same_scenes[:1])
+    print(_demo_metrics(shipped, cfg.data.num_eval))
+    print(f"figure:      {figure}")
     return 0
+
+
+def _demo_metrics(metrics: dict, num: int) -> str:
+    nan = float("nan")
+    return (f"FG-ARI {metrics.get('fg_ari', nan):.3f}  ARI {metrics.get('ari', nan):.3f}  "
+            f"mBO {metrics.get('mbo', nan):.3f} on {num} held-out scenes")
 
 
 def cmd_study(args: argparse.Namespace) -> int:
@@ -372,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the checkpoint cannot hold, if not the official train.py's (resolution, num_slots, ...)")
     p.set_defaults(func=cmd_import_tf)
 
-    p = sub.add_parser("demo", help="generate Tetrominoes, train for a few minutes on this machine, evaluate, draw")
+    p = sub.add_parser("demo", help="generate Tetrominoes, train for a few minutes on this machine, evaluate, draw; "
+                       "then the shipped weights on the same scenes")
     p.add_argument("--minutes", type=float, help="training time budget (default: configs/demo.yaml)")
     p.add_argument("--out", default="demo_run", help="output directory (default ./demo_run)")
     p.add_argument("--num-train", type=int, default=60_000, help="training scenes to generate")

@@ -121,9 +121,11 @@ def evaluate(
 
 
 def visualize(checkpoint: str | Path, out: str | Path, *, num: int = 8, data: str | Path | None = None,
-              device: str | None = None, num_slots: int | None = None, num_iterations: int | None = None) -> Path:
-    """The task's figure (decomposition or attention) of `num` held-out examples, written to `out` (PNG)."""
-    cfg, model, _ = load_for_inference(checkpoint, [f"train.eval_batch_size={num}"])
+              device: str | None = None, num_slots: int | None = None, num_iterations: int | None = None,
+              overrides: Sequence[str] = ()) -> Path:
+    """The task's figure (decomposition or attention) of `num` held-out examples, written to `out` (PNG).
+    `overrides`: `a.b=c` settings of the evaluation data (e.g. `data.eval_seed`), not `model.*`."""
+    cfg, model, _ = load_for_inference(checkpoint, [*overrides, f"train.eval_batch_size={num}"])
     dev = engine.resolve_device(device or cfg.train.device)
     model.to(dev)
     batches = build_eval_batches(cfg, path=data, num=num)
