@@ -61,7 +61,7 @@ def ship(args: argparse.Namespace) -> Path:
     step = int(load_checkpoint(ckpt)["step"])
     if row["steps"] != step:
         sys.exit(f"{args.row} describes step {row['steps']} but {ckpt} is step {step}: write the row of this "
-                 "checkpoint first (slotattn.reproduce.write_row)")
+                 "checkpoint first (scripts/update_row.py)")
     weights = WEIGHTS_DIR / f"{args.name}.safetensors"
     run.export(ckpt, weights)
     figure = ROOT / "docs" / f"pretrained_{args.name}.png"
@@ -97,7 +97,7 @@ def evaluation_cell(card: dict) -> str:
     by = {(e["eval_seed"], e["num_iterations"]): e for e in card["evaluation"]}
     card_t = card["num_iterations"]
     main = by[(None, card_t)]
-    others = [s for s in {e["eval_seed"] for e in card["evaluation"]} if s is not None]
+    others = [s for s in dict.fromkeys(e["eval_seed"] for e in card["evaluation"]) if s is not None]
     num = main["num"]
     text = (f"**FG-ARI {_fmt(main['fg_ari'])}** (ARI {_fmt(main['ari'])}, mBO {_fmt(main['mbo'])}) on the {num} "
             f"held-out scenes (`data.eval_seed` {card['data_eval_seed']}) at T = {card_t}")

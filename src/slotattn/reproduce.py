@@ -120,13 +120,12 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
     # rows logged after the checkpoint (by a run stopped between checkpoints) describe training it does not hold
     train_rows = [r for r in read_metrics(run_dir) if r["split"] == "train" and r["step"] <= step]
     dev = resolve_device(cfg.train.device)
-    recorded = training_device(run_dir, step)
-    if trained_on is not None:
-        device, precision = trained_on, resolve_precision(cfg.train.precision, dev)
-    elif recorded is not None:
+    recorded = training_device(run_dir, step) if trained_on is None else None
+    if recorded is not None:
         device, precision = recorded
     else:
-        device = f"{describe_device(dev)}, evaluating: the run did not record where it trained"
+        device = trained_on if trained_on is not None else (
+            f"{describe_device(dev)}, evaluating: the run did not record where it trained")
         precision = resolve_precision(cfg.train.precision, dev)
     metrics = {k: v for k, v in result.items() if k not in ("checkpoint", "data", "num_slots", "num_iterations")}
     row_json = {
