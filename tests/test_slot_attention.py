@@ -194,3 +194,30 @@ def test_given_noise_equals_the_internal_draw_and_slices_match(sa, inputs):
     torch.testing.assert_close(part, drawn[1:], atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="slots_init or noise, not both"):
         sa(inputs, noise=noise, slots_init=noise)
+
+
+def test_implicit_diff_keeps_the_forward_and_differentiates_only_the_last_iteration(sa, inputs, slots_init):
+    """Implicit differentiation (Chang et al. 2022, first order): same slots and attention; the gradient is that of
+    one iteration started from the detached (T-1)-iterate, so the learned initialisation gets none."""
+    implicit = SlotAttention(num_slots=5, slot_size=16, input_size=12, num_iterations=3, mlp_hidden_size=32,
+                             implicit_diff=True)
+    implicit.load_state_dict(sa.state_dict())
+    inputs = inputs.clone().requires_grad_(True)
+    slots, attn = implicit(inputs, slots_init=slots_init)
+    ref_slots, ref_attn = sa(inputs, slots_init=slots_init)
+    torch.testing.assert_close(slots, ref_slots, atol=0, rtol=0)
+    torch.testing.assert_close(attn, ref_attn, atol=0, rtol=0)
+
+    (grad_implicit,) = torch.autograd.grad(slots.square().sum(), inputs)
+    (grad_unrolled,) = torch.autograd.grad(ref_slots.square().sum(), inputs)
+    with torch.no_grad():
+        before_last, _ = sa(inputs, slots_init=slots_init, num_iterations=2)
+    one_step, _ = sa(inputs, slots_init=before_last, num_iterations=1)
+    (grad_one_step,) = torch.autograd.grad(one_step.square().sum(), inputs)
+    torch.testing.assert_close(grad_implicit, grad_one_step, atol=1e-6, rtol=1e-5)
+    assert (grad_implicit - grad_unrolled).abs().max() > 1e-4  # the unrolled loop's gradient is a different one
+
+    implicit.zero_grad()
+    implicit(inputs.detach())[0].square().sum().backward()
+    assert implicit.slots_mu.grad is None and implicit.slots_log_sigma.grad is None
+    assert implicit.project_q.weight.grad.abs().sum() > 0 and implicit.gru.weight_ih.grad.abs().sum() > 0

@@ -55,6 +55,9 @@ class ModelConfig:
     attention_axis: AttentionAxis = "slots"  # Eq. 1 softmax over slots; "inputs": the ablation, softmax over the N inputs
     use_gru: bool = True  # GRU slot update (Algorithm 1); False: slots = slots_prev + updates
     use_mlp: bool = True  # residual MLP after the update (Algorithm 1); False removes it
+    # Not the paper's: implicit differentiation (Chang et al., NeurIPS 2022), the last iteration on detached slots
+    # so the gradient skips the unrolled loop (nn/slot_attention.py). Opt-in; forward values are unchanged.
+    implicit_diff: bool = False
     head_hidden_size: int = 64  # set prediction: per-slot Dense(64, relu) -> Dense(num_outputs, sigmoid)
     num_outputs: int = 19  # set prediction: CLEVR's property vector (3 coords, 2+2+3+8 one-hots, 1 objectness)
     # Parameter initialisation: "official" = the official Keras model's (glorot_uniform kernels, zero biases,

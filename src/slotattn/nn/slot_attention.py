@@ -91,6 +91,10 @@ class SlotAttention(GaussianSlotInit, nn.Module):
             slots = slots_prev + updates, and the GRU's parameters do not exist.
         use_mlp: add the residual MLP after the update (paper). False: no MLP, and its LayerNorm and weights do
             not exist.
+        implicit_diff: implicit differentiation (Chang et al., NeurIPS 2022, "Object Representations as Fixed
+            Points"), first-order: the first T-1 iterations run without autograd and the last one starts from
+            their detached slots, so the gradient skips the unrolled loop. The forward values are unchanged;
+            the learned slot initialisation (mu, sigma) then gets no gradient. Off by default (the paper).
     """
 
     def __init__(
@@ -104,6 +108,7 @@ class SlotAttention(GaussianSlotInit, nn.Module):
         attention_axis: AttentionAxis = "slots",
         use_gru: bool = True,
         use_mlp: bool = True,
+        implicit_diff: bool = False,
     ):
         super().__init__()
         if attention_axis not in ATTENTION_AXES:
@@ -121,6 +126,7 @@ class SlotAttention(GaussianSlotInit, nn.Module):
         self.attention_axis = attention_axis
         self.use_gru = use_gru
         self.use_mlp = use_mlp
+        self.implicit_diff = implicit_diff
 
         self.norm_inputs = nn.LayerNorm(input_size, eps=LAYER_NORM_EPS)
         self.norm_slots = nn.LayerNorm(slot_size, eps=LAYER_NORM_EPS)
@@ -189,27 +195,43 @@ class SlotAttention(GaussianSlotInit, nn.Module):
         inputs_t = autocast_operand(inputs).transpose(1, 2)  # (B, Din, N); cast once, not in every iteration
 
         attn = inputs.new_empty(0)
-        for _ in range(num_iterations):
-            slots_prev = slots
-            with autocast_disabled(slots):
-                q = self.project_q(self.norm_slots(slots)) * self.slot_size**-0.5  # (B, K, D), Eq. 1 scaling
-                q_inputs = q @ self.project_k.weight  # (B, K, Din): q k_n^T = (q W_k) x_n^T
-            logits = autocast_operand(q_inputs) @ inputs_t  # (B, K, N)
-            # Eq. 1: normalise over SLOTS (dim 1), so slots compete for each input; the ablation normalises over
-            # the inputs (dim 2) instead, and each slot attends on its own.
-            attn = full_precision(logits).softmax(dim=softmax_dim)
-            # Eq. 2 / Algorithm 1: weights = (attn + eps) / sum_n (attn + eps), expanded so that no [B, K, N]
-            # temporaries are needed: (attn x + eps sum_n x) / (sum_n attn + N eps). The epsilon keeps an empty
-            # slot's update finite (the mean of all values).
-            weighted = full_precision(autocast_operand(attn) @ inputs_t.transpose(1, 2))  # (B, K, Din)
-            with autocast_disabled(slots):
-                pooled = (weighted + self.epsilon * input_sum) / (attn.sum(dim=-1, keepdim=True)
-                                                                  + num_inputs * self.epsilon)
-                updates = self.project_v(pooled)  # (B, K, D)
-                if self.gru is not None:
-                    slots = self.gru(updates.flatten(0, 1), slots_prev.flatten(0, 1)).view_as(slots_prev)
-                else:
-                    slots = slots_prev + updates  # ablation: ungated residual update in place of the GRU
-                if self.mlp is not None:
-                    slots = slots + self.mlp(self.norm_mlp(slots))  # residual MLP
+        for iteration in range(num_iterations):
+            last = iteration == num_iterations - 1
+            if self.implicit_diff and last:
+                slots = slots.detach()  # the gradient flows through this last iteration only
+            with torch.set_grad_enabled(torch.is_grad_enabled() and (last or not self.implicit_diff)):
+                slots, attn = self._iterate(slots, inputs_t, input_sum, num_inputs, softmax_dim)
+        return slots, attn
+
+    def _iterate(
+        self,
+        slots: Float[Tensor, "B K D"],
+        inputs_t: Float[Tensor, "B Din N"],
+        input_sum: Float[Tensor, "B 1 Din"],
+        num_inputs: int,
+        softmax_dim: int,
+    ) -> tuple[Float[Tensor, "B K D"], Float[Tensor, "B K N"]]:
+        """One round of Algorithm 1 on the normalised, transposed inputs: attention, weighted mean, update."""
+        slots_prev = slots
+        with autocast_disabled(slots):
+            q = self.project_q(self.norm_slots(slots)) * self.slot_size**-0.5  # (B, K, D), Eq. 1 scaling
+            q_inputs = q @ self.project_k.weight  # (B, K, Din): q k_n^T = (q W_k) x_n^T
+        logits = autocast_operand(q_inputs) @ inputs_t  # (B, K, N)
+        # Eq. 1: normalise over SLOTS (dim 1), so slots compete for each input; the ablation normalises over
+        # the inputs (dim 2) instead, and each slot attends on its own.
+        attn = full_precision(logits).softmax(dim=softmax_dim)
+        # Eq. 2 / Algorithm 1: weights = (attn + eps) / sum_n (attn + eps), expanded so that no [B, K, N]
+        # temporaries are needed: (attn x + eps sum_n x) / (sum_n attn + N eps). The epsilon keeps an empty
+        # slot's update finite (the mean of all values).
+        weighted = full_precision(autocast_operand(attn) @ inputs_t.transpose(1, 2))  # (B, K, Din)
+        with autocast_disabled(slots):
+            pooled = (weighted + self.epsilon * input_sum) / (attn.sum(dim=-1, keepdim=True)
+                                                              + num_inputs * self.epsilon)
+            updates = self.project_v(pooled)  # (B, K, D)
+            if self.gru is not None:
+                slots = self.gru(updates.flatten(0, 1), slots_prev.flatten(0, 1)).view_as(slots_prev)
+            else:
+                slots = slots_prev + updates  # ablation: ungated residual update in place of the GRU
+            if self.mlp is not None:
+                slots = slots + self.mlp(self.norm_mlp(slots))  # residual MLP
         return slots, attn
