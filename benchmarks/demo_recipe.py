@@ -1,0 +1,114 @@
+"""The demo-recipe study: which recipe learns Tetrominoes (the demo's model) in the demo's budget on a slow CPU.
+
+The budget is what `make demo` completes in its 5 minutes on the slowest machine the project runs on (2 cores,
+AVX2 only, float32): 990 steps of batch 32, i.e. 31,680 images, with the demo model's cost per image. Every
+candidate gets that many images in float32 whatever machine runs the study, so the study measures learning per
+image at the slow machine's budget, not the speed of the machine it ran on. Candidates that change the cost of
+an image (`cost` below: measured step-time ratio to the base recipe in one process) get proportionally fewer.
+
+    python benchmarks/demo_recipe.py run --candidate base --seed 0 --out /tmp/demo_study   # one run, one core
+    python benchmarks/demo_recipe.py summary --out /tmp/demo_study --json benchmarks/results/demo_recipe.json
+
+`run` trains configs/demo.yaml plus the candidate's overrides for the budget, evaluates FG-ARI on the demo's 256
+held-out scenes four times along the way and writes OUT/CANDIDATE_sSEED.json. `summary` gathers them: per
+candidate the final FG-ARI of every seed, min, mean and sample std (ddof 1), and the curve against images.
+"""
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from slotattn import load_config, run
+from slotattn.training.runlog import cpu_model, read_metrics
+
+BUDGET_STEPS, BUDGET_BATCH = 990, 32  # `make demo` in 5 minutes on a 2-core AVX2-only EPYC, float32 (2026-12-04)
+BUDGET_IMAGES = BUDGET_STEPS * BUDGET_BATCH
+
+# name -> (overrides of configs/demo.yaml, cost of an image relative to the demo model's)
+CANDIDATES: dict[str, tuple[list[str], float]] = {
+    "base": ([], 1.0),
+    "torch_init": (["model.init=torch"], 1.0),
+    "lr1e-3_wu100": (["optim.learning_rate=1e-3", "optim.warmup_steps=100"], 1.0),
+    "lr1e-3_wu100_torch": (["optim.learning_rate=1e-3", "optim.warmup_steps=100", "model.init=torch"], 1.0),
+    "lr1e-3_wu100_clip1": (["optim.learning_rate=1e-3", "optim.warmup_steps=100", "optim.grad_clip_norm=1.0"], 1.0),
+    "lr2e-3_wu200_clip1": (["optim.learning_rate=2e-3", "optim.warmup_steps=200", "optim.grad_clip_norm=1.0"], 1.0),
+    "bs16_lr1e-3_wu200": (["train.batch_size=16", "optim.learning_rate=1e-3", "optim.warmup_steps=200"], 1.0),
+    "lr1e-3_wu100_implicit": (["optim.learning_rate=1e-3", "optim.warmup_steps=100", "model.implicit_diff=true"],
+                              1.0),
+}
+
+
+def candidate_config(name: str, seed: int, data: str):
+    overrides, cost = CANDIDATES[name]
+    cfg = load_config("demo", [f"data.path={data}", *overrides])
+    steps = round(BUDGET_IMAGES / cost / cfg.train.batch_size)
+    return load_config("demo", [
+        f"data.path={data}", *overrides, f"train.seed={seed}", "train.precision=fp32", f"train.steps={steps}",
+        "train.max_minutes=null", f"train.eval_every={steps // 4}", f"train.ckpt_every={steps}",
+        f"train.vis_every={steps}", "train.log_every=50"])
+
+
+def run_one(name: str, seed: int, out: Path, data: str) -> Path:
+    cfg = candidate_config(name, seed, data)
+    run_dir = out / f"{name}_s{seed}"
+    start = time.time()
+    run.train(cfg, run_dir)
+    curve = [{"step": r["step"], "images": r["step"] * cfg.train.batch_size, "fg_ari": r["fg_ari"],
+              "ari": r["ari"], "mbo": r["mbo"]} for r in read_metrics(run_dir) if r.get("split") == "eval"]
+    result = {"candidate": name, "overrides": CANDIDATES[name][0], "seed": seed, "steps": cfg.train.steps,
+              "batch_size": cfg.train.batch_size, "images": cfg.train.steps * cfg.train.batch_size,
+              "precision": "fp32", "fg_ari": curve[-1]["fg_ari"], "curve": curve,
+              "machine": f"{cpu_model()} ({torch.get_num_threads()} thread(s))",
+              "minutes": round((time.time() - start) / 60, 2), "date": time.strftime("%Y-%m-%d")}
+    path = out / f"{name}_s{seed}.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return path
+
+
+def summarize(out: Path) -> dict:
+    runs = [json.loads(p.read_text()) for p in sorted(out.glob("*_s*.json"))]
+    table = {}
+    for name in dict.fromkeys(r["candidate"] for r in runs):
+        mine = sorted((r for r in runs if r["candidate"] == name), key=lambda r: r["seed"])
+        finals = [r["fg_ari"] for r in mine]
+        table[name] = {"overrides": mine[0]["overrides"], "images": mine[0]["images"],
+                       "fg_ari": {str(r["seed"]): r["fg_ari"] for r in mine}, "n": len(finals),
+                       "min": min(finals), "mean": statistics.fmean(finals),
+                       "std": statistics.stdev(finals) if len(finals) > 1 else None,
+                       "curves": {str(r["seed"]): r["curve"] for r in mine},
+                       "machine": mine[0]["machine"], "date": mine[-1]["date"]}
+    return {"budget": {"steps": BUDGET_STEPS, "batch_size": BUDGET_BATCH, "images": BUDGET_IMAGES,
+                       "precision": "fp32"}, "candidates": table}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("run")
+    p.add_argument("--candidate", required=True, choices=sorted(CANDIDATES))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--data", required=True, help="the demo's training scenes (slotattn generate tetrominoes "
+                                                 "--num 60000 --seed 0 --out DIR)")
+    p = sub.add_parser("summary")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--json", type=Path, required=True)
+    args = parser.parse_args(argv)
+    if args.cmd == "run":
+        args.out.mkdir(parents=True, exist_ok=True)
+        print(run_one(args.candidate, args.seed, args.out, args.data))
+    else:
+        summary = summarize(args.out)
+        args.json.write_text(json.dumps(summary, indent=1) + "\n")
+        for name, row in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
+            std = f"{row['std']:.3f}" if row["std"] is not None else "-"
+            print(f"{name:28s} n={row['n']} min {row['min']:.3f} mean {row['mean']:.3f} std {std}  "
+                  f"{row['fg_ari']}")
+
+
+if __name__ == "__main__":
+    main()
