@@ -39,6 +39,16 @@ CANDIDATES: dict[str, tuple[list[str], float]] = {
     "bs16_lr1e-3_wu200": (["train.batch_size=16", "optim.learning_rate=1e-3", "optim.warmup_steps=200"], 1.0),
     "lr1e-3_wu100_implicit": (["optim.learning_rate=1e-3", "optim.warmup_steps=100", "model.implicit_diff=true"],
                               1.0),
+    # Round 2: PyTorch's initialisation, smaller batches (more updates per image), a wider decoder.
+    "torch_bs16_wu200": (["model.init=torch", "train.batch_size=16", "optim.warmup_steps=200"], 1.0),
+    "torch_bs16_lr1e-3_wu200": (["model.init=torch", "train.batch_size=16", "optim.learning_rate=1e-3",
+                                 "optim.warmup_steps=200"], 1.0),
+    "torch_bs8_lr1e-3_wu200": (["model.init=torch", "train.batch_size=8", "optim.learning_rate=1e-3",
+                                "optim.warmup_steps=200"], 1.0),
+    "torch_bs8_wu200": (["model.init=torch", "train.batch_size=8", "optim.warmup_steps=200"], 1.0),
+    "bs8_lr1e-3_wu200": (["train.batch_size=8", "optim.learning_rate=1e-3", "optim.warmup_steps=200"], 1.0),
+    "torch_bs16_wu200_dec32": (["model.init=torch", "train.batch_size=16", "optim.warmup_steps=200",
+                                "model.decoder_channels=[32,32,32]", "model.decoder_strides=[1,1,1]"], 2.0),
 }
 
 
@@ -69,6 +79,39 @@ def run_one(name: str, seed: int, out: Path, data: str) -> Path:
     return path
 
 
+def seconds_per_image(cfg, steps: int = 20) -> float:
+    """Median time of a float32 training step (forward, loss, backward, Adam) over `steps`, per image."""
+    from slotattn.data.batch import to_model_batch
+    from slotattn.data.build import build_train_source
+    from slotattn.models import build_model
+    from slotattn.tasks import build_task
+
+    torch.manual_seed(0)
+    model, task = build_model(cfg), build_task(cfg.task)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    source = build_train_source(cfg)
+    times = []
+    for step in range(steps + 3):
+        batch = to_model_batch(source.batch(step))
+        start = time.perf_counter()
+        loss = sum(task.loss(model(batch["image"]), batch).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[3:]) / cfg.train.batch_size
+
+
+def measure_costs(names: list[str], data: str, rounds: int = 3) -> dict[str, float]:
+    """Each candidate's cost of an image relative to `base`, measured interleaved in this one process."""
+    per_image = {name: [] for name in ["base", *names]}
+    for _ in range(rounds):
+        for name in per_image:
+            per_image[name].append(seconds_per_image(candidate_config(name, 0, data)))
+    base = statistics.median(per_image["base"])
+    return {name: statistics.median(times) / base for name, times in per_image.items()}
+
+
 def summarize(out: Path) -> dict:
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("*_s*.json"))]
     table = {}
@@ -94,6 +137,9 @@ def main(argv=None) -> None:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--data", required=True, help="the demo's training scenes (slotattn generate tetrominoes "
                                                  "--num 60000 --seed 0 --out DIR)")
+    p = sub.add_parser("cost", help="step cost per image of candidates relative to base (one process)")
+    p.add_argument("candidates", nargs="+", choices=sorted(CANDIDATES))
+    p.add_argument("--data", required=True)
     p = sub.add_parser("summary")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--json", type=Path, required=True)
@@ -101,6 +147,9 @@ def main(argv=None) -> None:
     if args.cmd == "run":
         args.out.mkdir(parents=True, exist_ok=True)
         print(run_one(args.candidate, args.seed, args.out, args.data))
+    elif args.cmd == "cost":
+        for name, ratio in measure_costs(args.candidates, args.data).items():
+            print(f"{name:28s} {ratio:.3f}x the base recipe's cost per image ({torch.get_num_threads()} thread(s))")
     else:
         summary = summarize(args.out)
         args.json.write_text(json.dumps(summary, indent=1) + "\n")

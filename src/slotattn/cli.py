@@ -27,7 +27,8 @@ from slotattn.report import ReportError, write_report
 from slotattn.studies import SCALES, STUDIES, StudyError, run_study
 from slotattn.tf_import import import_tf_to_safetensors
 from slotattn.training.checkpoint import CheckpointError
-from slotattn.training.engine import NonFiniteLossError, TrainingInterrupted, resolve_device
+from slotattn.training.engine import NonFiniteLossError, TrainingInterrupted, resolve_device, resolve_precision
+from slotattn.training.runlog import describe_device
 
 log = logging.getLogger("slotattn")
 
@@ -185,6 +186,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+PRECISION_NAMES = {"fp32": "float32", "bf16": "bfloat16 autocast"}
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     data_dir = out / "data"
@@ -196,8 +200,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cfg = load_config("demo", [f"data.path={data_dir}", *args.overrides])
     if args.minutes is not None:
         cfg = from_dict({"train": {"max_minutes": args.minutes}}, base=cfg)
-    print(f"[2/4] training for at most {cfg.train.max_minutes} minutes on {resolve_device(cfg.train.device)} "
-          f"(recipe configs/demo.yaml, run directory {out / 'run'})")
+    device = resolve_device(cfg.train.device)
+    precision = resolve_precision(cfg.train.precision, device)
+    print(f"[2/4] training for at most {cfg.train.max_minutes} minutes on {describe_device(device)}, "
+          f"{PRECISION_NAMES[precision]} (train.precision={cfg.train.precision}; recipe configs/demo.yaml, "
+          f"run directory {out / 'run'})")
     metrics = _train(cfg, out / "run", resume=args.resume, progress=not args.no_progress)
     print("[3/4] drawing the slot decomposition")
     figure = run.visualize(out / "run", out / "decomposition.png", num=8)
