@@ -302,10 +302,10 @@ def test_import_tf_checkpoint_then_load_and_evaluate(tmp_path, capsys):
     code, captured = run(["import-tf", "--checkpoint", str(ckpt), "--task", "set_prediction", "--out", str(out)],
                          capsys)
     assert code == 0 and out.exists()
-    from slotattn import load_model
+    from slotattn import SlotAttentionSetPredictor, from_pretrained
 
-    model, cfg = load_model(out)
-    assert cfg.task == "set_prediction" and cfg.model.num_slots == 10
+    model = from_pretrained(out)
+    assert isinstance(model, SlotAttentionSetPredictor) and model.num_slots == 10
     code, captured = run(["import-tf", "--checkpoint", str(ckpt), "--task", "object_discovery", "--out",
                           str(tmp_path / "x.safetensors")], capsys)
     assert code == 2 and "set_prediction" in captured.err

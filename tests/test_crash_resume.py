@@ -11,7 +11,8 @@ import time
 import pytest
 import torch
 
-from slotattn import cli, load_model
+from slotattn import cli, from_pretrained
+from slotattn.pretrained import load_model
 from slotattn.training.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
 from slotattn.training.runlog import read_metrics
 
@@ -102,8 +103,9 @@ def test_export_to_safetensors_and_load_for_inference(tmp_path, uninterrupted, c
     out = tmp_path / "model.safetensors"
     assert cli.main(["export", "--checkpoint", str(uninterrupted), "--out", str(out)]) == 0
     assert out.with_suffix(".json").exists()
-    model, cfg = load_model(out)
-    reference, _ = load_model(uninterrupted)
+    model = from_pretrained(out)
+    reference = from_pretrained(uninterrupted)
+    _, cfg = load_model(out)  # the config travels with the exported weights
     assert cfg.train.steps == STEPS and not model.training
     image = torch.rand(2, 3, 35, 35) * 2 - 1
     init = torch.randn(2, 4, 16)
@@ -115,11 +117,11 @@ def test_export_to_safetensors_and_load_for_inference(tmp_path, uninterrupted, c
 
     save_file({"w": torch.zeros(2)}, str(plain))
     with pytest.raises(CheckpointError, match="without slotattn metadata"):
-        load_model(plain)
+        from_pretrained(plain)
 
 
 def test_from_pretrained_loads_local_files_and_names_and_refuses_the_wrong_model(tmp_path, uninterrupted, monkeypatch):
-    from slotattn import SlotAttentionAutoEncoder, SlotAttentionSetPredictor, from_pretrained, pretrained
+    from slotattn import SlotAttentionAutoEncoder, SlotAttentionSetPredictor, pretrained
 
     out = tmp_path / "weights" / "my_model.safetensors"
     out.parent.mkdir()
@@ -135,10 +137,6 @@ def test_from_pretrained_loads_local_files_and_names_and_refuses_the_wrong_model
         from_pretrained("my_model", SlotAttentionSetPredictor)
     with pytest.raises(CheckpointError, match=r"not the name of shipped weights \(available: my_model"):
         from_pretrained("no_such_model")
-    # The old classmethod still works, with a deprecation warning.
-    with pytest.warns(DeprecationWarning, match="slotattn.from_pretrained"):
-        old = SlotAttentionAutoEncoder.from_pretrained("my_model")
-    assert isinstance(old, SlotAttentionAutoEncoder)
 
 
 def test_skip_nonfinite_counts_skipped_steps_and_leaves_parameters_untouched(tmp_path, monkeypatch):

@@ -1,7 +1,5 @@
 """Building blocks, each usable on its own."""
 
-import warnings
-
 from slotattn.nn.conv import Conv2dSame, ConvTranspose2dSame
 from slotattn.nn.decoders import SpatialBroadcastDecoder
 from slotattn.nn.encoders import CNNEncoder
@@ -22,11 +20,3 @@ __all__ = [
     "build_grid",
 ]
 
-
-def __getattr__(name: str):
-    if name == "SlotMLP":  # renamed: a generic MLP, easily confused with the Slot MLP baseline
-        warnings.warn("slotattn.nn.SlotMLP is now slotattn.nn.MLP (the Slot MLP baseline is "
-                      "slotattn.models.baselines.SlotMLPBaseline); the old name will be removed", DeprecationWarning,
-                      stacklevel=2)
-        return MLP
-    raise AttributeError(f"module 'slotattn.nn' has no attribute {name!r}")
