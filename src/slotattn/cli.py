@@ -23,7 +23,6 @@ from slotattn.data.clevr6 import convert_clevr6
 from slotattn.data.errors import DataError
 from slotattn.data.generators.clevr import generate_clevr_batch, write_clevr_dataset
 from slotattn.data.multi_object import DATASETS, convert_multi_object, write_multi_object
-from slotattn.report import ReportError, write_report
 from slotattn.studies import SCALES, STUDIES, StudyError, run_study
 from slotattn.tf_import import import_tf_to_safetensors
 from slotattn.training.checkpoint import CheckpointError
@@ -245,7 +244,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    path = write_report(args.run_dirs, args.out)
+    from slotattn.report import ReportError, write_report  # imports matplotlib: only when a report is drawn
+
+    try:
+        path = write_report(args.run_dirs, args.out)
+    except ReportError as err:
+        raise ConfigError(str(err)) from err  # main prints it as one line
     print(f"wrote {path} and {path.with_suffix('.html')}")
     return 0
 
@@ -405,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ConfigError, DataError, CheckpointError, StudyError, ReportError, FileExistsError) as err:
+    except (ConfigError, DataError, CheckpointError, StudyError, FileExistsError) as err:
         print(f"slotattn {args.command}: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:
