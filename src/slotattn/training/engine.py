@@ -75,7 +75,7 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
-def test_time_settings(num_slots: int | None = None, num_iterations: int | None = None) -> dict[str, int]:
+def eval_settings(num_slots: int | None = None, num_iterations: int | None = None) -> dict[str, int]:
     """The per-call keyword arguments of a model for test-time slots/iterations (only the ones given)."""
     return {k: v for k, v in (("num_slots", num_slots), ("num_iterations", num_iterations)) if v is not None}
 
@@ -93,7 +93,7 @@ def eval_outputs(
     was_training = model.training
     model.eval()
     generator = torch.Generator(device)
-    settings = test_time_settings(num_slots, num_iterations)
+    settings = eval_settings(num_slots, num_iterations)
     try:
         for batch in batches:
             generator.manual_seed(seed * 1_000_003 + int(batch["index"][0]) if "index" in batch else seed)
@@ -130,7 +130,7 @@ def visualize(model: torch.nn.Module, task: Task, batches: Iterable[Batch], devi
     model.eval()
     batch = to_device(next(iter(batches)), device)
     out = model(batch["image"], generator=torch.Generator(device).manual_seed(seed),
-                **test_time_settings(num_slots, num_iterations))
+                **eval_settings(num_slots, num_iterations))
     model.train(was_training)
     return task.visualize(out, batch, path)
 
