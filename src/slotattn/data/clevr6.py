@@ -247,6 +247,14 @@ def _report(progress: Callable[[int], object] | SupportsUpdate | None, n: int) -
         progress(n)
 
 
+def _check_split_rule(max_objects: Any, filter_before_split: Any) -> None:
+    limit = CLEVR_WITH_MASKS_MAX_NUM_ENTITIES - 1
+    if isinstance(max_objects, bool) or not isinstance(max_objects, int) or not 1 <= max_objects <= limit:
+        raise ValueError(f"convert_clevr6: max_objects must be an int in 1..{limit}, got {max_objects!r}")
+    if not isinstance(filter_before_split, bool):
+        raise TypeError(f"convert_clevr6: filter_before_split must be a bool, got {filter_before_split!r}")
+
+
 def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"convert_clevr6: {name} must be a positive int, got {value!r}")
@@ -325,11 +333,7 @@ def convert_clevr6(
     """
     train_size, eval_size = _positive(train_size, "train_size"), _positive(eval_size, "eval_size")
     chunk = _positive(chunk, "chunk")
-    limit = CLEVR_WITH_MASKS_MAX_NUM_ENTITIES - 1
-    if isinstance(max_objects, bool) or not isinstance(max_objects, int) or not 1 <= max_objects <= limit:
-        raise ValueError(f"convert_clevr6: max_objects must be an int in 1..{limit}, got {max_objects!r}")
-    if not isinstance(filter_before_split, bool):
-        raise TypeError(f"convert_clevr6: filter_before_split must be a bool, got {filter_before_split!r}")
+    _check_split_rule(max_objects, filter_before_split)
     input_path, out_dir = Path(input_path), Path(out_dir)
     split_dirs = {"train": out_dir / "train", "eval": out_dir / "eval"}
     for path in split_dirs.values():
