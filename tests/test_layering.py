@@ -159,6 +159,37 @@ def test_no_grab_bag_utils_module():
     assert not list(SRC.rglob("utils.py"))
 
 
+# --- functions a reader can hold in mind, and none that pytest would collect -------------------------------------
+
+MAX_FUNCTION_LINES = 100
+
+
+def functions_in(source: str) -> list[tuple[str, int]]:
+    """(name, lines from the `def` line to the last line, docstring included) of every function in `source`."""
+    return [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def test_function_lengths_are_counted_from_def_to_last_line():
+    source = 'def outer():\n    """doc"""\n\n    def inner():\n        pass\n    return inner\n'
+    assert sorted(functions_in(source)) == [("inner", 2), ("outer", 6)]
+
+
+def test_no_function_is_longer_than_100_lines():
+    long = sorted((lines, f"{path.relative_to(SRC)}: {name}") for path in MODULES.values()
+                  for name, lines in functions_in(path.read_text()) if lines > MAX_FUNCTION_LINES)
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines (split them): {long}"
+
+
+def test_no_library_name_looks_like_a_test_to_pytest():
+    # pytest collects test_* functions and Test* classes from a test module that imports them.
+    found = [f"{path.relative_to(SRC)}: {node.name}" for path in MODULES.values()
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test")
+             or isinstance(node, ast.ClassDef) and node.name.startswith("Test")]
+    assert not found, f"library names pytest would collect as tests: {found}"
+
+
 # --- self-contained: a clone in an empty folder has everything the code and the tests read ----------------------
 
 ROOT = SRC.parents[1]
