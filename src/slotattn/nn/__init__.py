@@ -5,7 +5,7 @@ from slotattn.nn.decoders import SpatialBroadcastDecoder
 from slotattn.nn.encoders import CNNEncoder
 from slotattn.nn.position import SoftPositionEmbed, build_grid
 from slotattn.nn.layers import MLP, Dense, GRUCell
-from slotattn.nn.slot_attention import SlotAttention
+from slotattn.nn.slot_attention import SlotAttention, algorithm1
 
 __all__ = [
     "CNNEncoder",
@@ -17,6 +17,7 @@ __all__ = [
     "SlotAttention",
     "SoftPositionEmbed",
     "SpatialBroadcastDecoder",
+    "algorithm1",
     "build_grid",
 ]
 
