@@ -1,7 +1,9 @@
-"""Crashes: SIGKILL at several moments (between steps, inside a checkpoint write), then --resume, must end with
-exactly the parameters of an uninterrupted run. Plus export to safetensors and skipping non-finite steps."""
+"""Crashes: SIGKILL at several moments (between steps, inside a checkpoint write) or a full disk, then --resume, must
+end with exactly the parameters of an uninterrupted run. Plus export to safetensors and skipping non-finite steps."""
 
+import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import torch
 
 from slotattn import cli, from_pretrained
 from slotattn.pretrained import load_model
+from slotattn.training import checkpoint
 from slotattn.training.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
 from slotattn.training.runlog import read_metrics
 
@@ -76,6 +79,35 @@ def test_sigkill_then_resume_equals_uninterrupted(mode, nth, tmp_path, uninterru
     assert cli.main(["train", "--run-dir", str(run_dir), "--resume", "--no-progress"]) == 0
     assert_same_run(run_dir, uninterrupted)
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))  # leftovers of the killed write are cleaned up
+
+
+def test_a_full_disk_during_a_checkpoint_says_what_happened_in_one_line_then_resume_works(
+        tmp_path, uninterrupted, monkeypatch, capsys):
+    run_dir = tmp_path / "run"
+    write = checkpoint.atomic_write_bytes
+
+    def disk_full_at_step_4(path, data):
+        if path.name.startswith("step_00000004"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        write(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", disk_full_at_step_4)
+    capsys.readouterr()
+    code = cli.main(["train", "--run-dir", str(run_dir), *ARGS])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if "step_00000004.pt" in line]
+    newest = run_dir / "checkpoints" / "step_00000003.pt"
+    assert f"cannot write checkpoint {run_dir / 'checkpoints' / 'step_00000004.pt'}: the disk is full" in line
+    assert re.search(r"it needs \d+\.\d MB, [\d.]+ [MG]B free\)", line), line
+    assert f"newest intact checkpoint: {newest}" in line
+    assert line.endswith(f"continue with: slotattn train --run-dir {run_dir} --resume")
+    assert latest_checkpoint(run_dir) == newest and load_checkpoint(newest)["step"] == 3
+    assert not list((run_dir / "checkpoints").glob("step_00000004*"))
+
+    monkeypatch.undo()  # space freed: the command the message gives finishes the run as if nothing happened
+    assert cli.main(["train", "--run-dir", str(run_dir), "--resume", "--no-progress"]) == 0
+    assert_same_run(run_dir, uninterrupted)
 
 
 def test_sigkill_of_a_running_process_at_an_arbitrary_moment(tmp_path, uninterrupted):
