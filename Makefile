@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[test,tb,safetensors]"
+	$(PY) -m pip install -q -e ".[test,tb]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -1,7 +1,8 @@
 """The switches and baselines of the paper's analysis (Sec. 4): each changes exactly what it claims.
 
-Oracles: plain transcriptions of Algorithm 1 with each switch as an explicit branch, of soft k-means (with
-`torch.cdist` for the distance variant) and of the Slot MLP; parameter counts from the layer shapes.
+Oracles: the library's plain Algorithm 1 (`slotattn.nn.algorithm1`, each switch an explicit branch), plain
+transcriptions of soft k-means (with `torch.cdist` for the distance variant) and of the Slot MLP; parameter counts
+from the layer shapes.
 """
 
 import math
@@ -16,7 +17,7 @@ from slotattn.config import ModelConfig, Config, from_dict, load_config
 from slotattn.models import build_model
 from slotattn.models.baselines import SlotMLPBaseline, SoftKMeans
 from slotattn.models.parts import build_grouping
-from slotattn.nn import SlotAttention
+from slotattn.nn import SlotAttention, algorithm1
 from slotattn.training.runlog import read_metrics
 
 
@@ -85,36 +86,6 @@ def test_config_choices_are_the_modules_choices():
 # ------------------------------------------------------------------------- Slot Attention's switches
 
 
-def reference_slot_attention(sa, inputs, slots, num_iterations, attention_axis, use_gru, use_mlp):
-    """Algorithm 1 as the official TF code (attention [B, N, K]), each switch an explicit branch."""
-    inputs = F.layer_norm(inputs, (sa.input_size,), sa.norm_inputs.weight, sa.norm_inputs.bias, 1e-3)
-    k = inputs @ sa.project_k.weight.T
-    v = inputs @ sa.project_v.weight.T
-    attn_vis = None
-    for _ in range(num_iterations):
-        slots_prev = slots
-        s = F.layer_norm(slots, (sa.slot_size,), sa.norm_slots.weight, sa.norm_slots.bias, 1e-3)
-        q = (s @ sa.project_q.weight.T) * sa.slot_size**-0.5
-        logits = torch.einsum("bnd,bkd->bnk", k, q)
-        attn = torch.softmax(logits, dim=-1 if attention_axis == "slots" else -2)  # K is the last axis here
-        attn_vis = attn
-        attn = attn + sa.epsilon
-        attn = attn / attn.sum(dim=-2, keepdim=True)
-        updates = torch.einsum("bnk,bnd->bkd", attn, v)
-        if use_gru:  # Keras GRUCell (reset_after=True), written out
-            x, h = updates, slots_prev
-            i_r, i_z, i_n = (x @ sa.gru.weight_ih.T + sa.gru.bias_ih).chunk(3, -1)
-            h_r, h_z, h_n = (h @ sa.gru.weight_hh.T + sa.gru.bias_hh).chunk(3, -1)
-            r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
-            slots = (1 - z) * torch.tanh(i_n + r * h_n) + z * h
-        else:
-            slots = slots_prev + updates
-        if use_mlp:
-            m = F.layer_norm(slots, (sa.slot_size,), sa.norm_mlp.weight, sa.norm_mlp.bias, 1e-3)
-            slots = slots + sa.mlp[2](torch.relu(sa.mlp[0](m)))
-    return slots, attn_vis.transpose(1, 2)
-
-
 SWITCHES = [(axis, gru, mlp) for axis in ("slots", "inputs") for gru in (True, False) for mlp in (True, False)]
 
 
@@ -130,13 +101,18 @@ def inputs():
 
 
 @pytest.mark.parametrize("attention_axis, use_gru, use_mlp", SWITCHES)
-def test_every_switch_combination_matches_the_transcription(attention_axis, use_gru, use_mlp, inputs):
+def test_every_switch_combination_matches_algorithm_1(attention_axis, use_gru, use_mlp, inputs):
     sa = make_sa(attention_axis, use_gru, use_mlp)
     init = torch.randn(3, 5, 16, generator=torch.Generator().manual_seed(3))
     slots, attn = sa(inputs, slots_init=init)
-    ref_slots, ref_attn = reference_slot_attention(sa, inputs, init, 3, attention_axis, use_gru, use_mlp)
+    ref_slots, ref_attn = algorithm1(sa, inputs, init, 3)
     torch.testing.assert_close(slots, ref_slots, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(attn, ref_attn, atol=1e-6, rtol=1e-5)
+    sa, inputs, init = sa.double(), inputs.double(), init.double()
+    slots, attn = sa(inputs, slots_init=init)
+    ref_slots, ref_attn = algorithm1(sa, inputs, init, 3)
+    torch.testing.assert_close(slots, ref_slots, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(attn, ref_attn, atol=1e-12, rtol=1e-12)
 
 
 def test_attention_over_inputs_sums_to_one_over_inputs(inputs):

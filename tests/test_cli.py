@@ -7,15 +7,17 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
+import slotattn
 from slotattn import cli
 from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint
 from slotattn.config import load_config
 from slotattn.data.build import build_eval_batches, build_train_source
-from slotattn.training.engine import NonFiniteLossError, train
+from slotattn.training.engine import NonFiniteLossError, TrainingInterrupted, train
 from slotattn.models import build_model
 from slotattn.training.runlog import read_metrics
 from slotattn.tasks import ObjectDiscoveryTask
@@ -110,6 +112,52 @@ def test_generate_then_train_on_the_stored_dataset(tmp_path, capsys):
 def test_bad_input_gives_a_clear_error_and_exit_code_2(argv, message, capsys, tmp_path):
     code, captured = run([*argv, "--run-dir", str(tmp_path / "r")] if argv[0] == "train" else argv, capsys)
     assert code == 2 and message in captured.err and "Traceback" not in captured.err
+
+
+def test_a_recipe_name_means_the_packaged_recipe_even_beside_a_folder_of_that_name(tmp_path, monkeypatch, capsys):
+    # e.g. after `slotattn generate tetrominoes --out tetrominoes`: the folder used to end in IsADirectoryError
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tetrominoes").mkdir()
+    used = []
+    monkeypatch.setattr(cli, "_train", lambda cfg, run_dir, resume, progress: used.append(cfg) or {"fg_ari": 0.5})
+    code, captured = run(["train", "--config", "tetrominoes", "--run-dir", "r", "--no-progress"], capsys)
+    assert code == 0, captured.err
+    assert used == [load_config(Path(slotattn.__file__).parent / "configs" / "tetrominoes.yaml")]
+
+
+def test_demo_uses_its_packaged_recipe_beside_a_demo_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "demo").mkdir()
+    used = []
+
+    def stop_before_training(cfg, run_dir, resume, progress):
+        used.append(cfg)
+        raise TrainingInterrupted("stopped by the test once the recipe is loaded")
+
+    monkeypatch.setattr(cli, "_train", stop_before_training)
+    code, captured = run(["demo", "--num-train", "4", "--no-progress"], capsys)
+    assert code == 130 and "stopped by the test" in captured.err, captured.err
+    packaged = load_config("demo", [f"data.path={Path('demo_run') / 'data'}"])
+    assert used == [packaged] and used[0].data.name == "tetrominoes"
+
+
+@pytest.mark.parametrize("recipe, content, message", [
+    ("recipes/", None, "recipes: a directory, not a YAML recipe file (packaged recipes: clevr6, debug, demo,"),
+    ("no_such_recipe", None, "config 'no_such_recipe': no such file, and not a packaged recipe (available: clevr6,"),
+    ("weights.yaml", bytes(range(128, 256)), "weights.yaml: cannot be read as a YAML recipe (UnicodeDecodeError"),
+    ("list.yaml", b"- train\n- steps\n", "list.yaml: expected a YAML mapping of config sections (model:, data:, "
+                                           "optim:, train:), found a list"),
+    ("broken.yaml", b"train:\n  steps: [1, 2\n", "broken.yaml: not valid YAML at line 3, column 1:"),
+], ids=["directory", "unknown-name", "binary", "not-a-mapping", "bad-yaml"])
+def test_a_config_that_is_not_a_readable_yaml_recipe_is_one_line_and_exit_2(
+        tmp_path, monkeypatch, capsys, recipe, content, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "recipes").mkdir()
+    if content is not None:
+        (tmp_path / recipe).write_bytes(content)
+    code, captured = run(["train", "--config", recipe, "--run-dir", "r", "--no-progress"], capsys)
+    assert code == 2 and "Traceback" not in captured.err
+    assert captured.err.startswith(f"slotattn train: error: {message}") and captured.err.count("\n") == 1, captured.err
 
 
 def test_resume_into_a_run_dir_without_anything_to_resume_is_an_error(tmp_path, capsys):
@@ -295,17 +343,15 @@ def test_a_model_the_config_cannot_build_is_a_config_error(tmp_path, capsys):
 
 
 def test_import_tf_checkpoint_then_load_and_evaluate(tmp_path, capsys):
-    from pathlib import Path
-
     ckpt = Path(__file__).parent / "fixtures" / "tf_checkpoints" / "sp_full" / "ckpt-1"
     out = tmp_path / "official.safetensors"
     code, captured = run(["import-tf", "--checkpoint", str(ckpt), "--task", "set_prediction", "--out", str(out)],
                          capsys)
     assert code == 0 and out.exists()
-    from slotattn import load_model
+    from slotattn import SlotAttentionSetPredictor, from_pretrained
 
-    model, cfg = load_model(out)
-    assert cfg.task == "set_prediction" and cfg.model.num_slots == 10
+    model = from_pretrained(out)
+    assert isinstance(model, SlotAttentionSetPredictor) and model.num_slots == 10
     code, captured = run(["import-tf", "--checkpoint", str(ckpt), "--task", "object_discovery", "--out",
                           str(tmp_path / "x.safetensors")], capsys)
     assert code == 2 and "set_prediction" in captured.err

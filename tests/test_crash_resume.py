@@ -1,7 +1,9 @@
-"""Crashes: SIGKILL at several moments (between steps, inside a checkpoint write), then --resume, must end with
-exactly the parameters of an uninterrupted run. Plus export to safetensors and skipping non-finite steps."""
+"""Crashes: SIGKILL at several moments (between steps, inside a checkpoint write) or a full disk, then --resume, must
+end with exactly the parameters of an uninterrupted run. Plus export to safetensors and skipping non-finite steps."""
 
+import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,7 +13,9 @@ import time
 import pytest
 import torch
 
-from slotattn import cli, load_model
+from slotattn import cli, from_pretrained
+from slotattn.pretrained import load_model
+from slotattn.training import checkpoint
 from slotattn.training.checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint
 from slotattn.training.runlog import read_metrics
 
@@ -77,6 +81,35 @@ def test_sigkill_then_resume_equals_uninterrupted(mode, nth, tmp_path, uninterru
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))  # leftovers of the killed write are cleaned up
 
 
+def test_a_full_disk_during_a_checkpoint_says_what_happened_in_one_line_then_resume_works(
+        tmp_path, uninterrupted, monkeypatch, capsys):
+    run_dir = tmp_path / "run"
+    write = checkpoint.atomic_write_bytes
+
+    def disk_full_at_step_4(path, data):
+        if path.name.startswith("step_00000004"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        write(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", disk_full_at_step_4)
+    capsys.readouterr()
+    code = cli.main(["train", "--run-dir", str(run_dir), *ARGS])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if "step_00000004.pt" in line]
+    newest = run_dir / "checkpoints" / "step_00000003.pt"
+    assert f"cannot write checkpoint {run_dir / 'checkpoints' / 'step_00000004.pt'}: the disk is full" in line
+    assert re.search(r"it needs \d+\.\d MB, [\d.]+ [MG]B free\)", line), line
+    assert f"newest intact checkpoint: {newest}" in line
+    assert line.endswith(f"continue with: slotattn train --run-dir {run_dir} --resume")
+    assert latest_checkpoint(run_dir) == newest and load_checkpoint(newest)["step"] == 3
+    assert not list((run_dir / "checkpoints").glob("step_00000004*"))
+
+    monkeypatch.undo()  # space freed: the command the message gives finishes the run as if nothing happened
+    assert cli.main(["train", "--run-dir", str(run_dir), "--resume", "--no-progress"]) == 0
+    assert_same_run(run_dir, uninterrupted)
+
+
 def test_sigkill_of_a_running_process_at_an_arbitrary_moment(tmp_path, uninterrupted):
     run_dir = tmp_path / "run"
     args = [a if a != f"train.steps={STEPS}" else "train.steps=100000" for a in ARGS]
@@ -102,8 +135,9 @@ def test_export_to_safetensors_and_load_for_inference(tmp_path, uninterrupted, c
     out = tmp_path / "model.safetensors"
     assert cli.main(["export", "--checkpoint", str(uninterrupted), "--out", str(out)]) == 0
     assert out.with_suffix(".json").exists()
-    model, cfg = load_model(out)
-    reference, _ = load_model(uninterrupted)
+    model = from_pretrained(out)
+    reference = from_pretrained(uninterrupted)
+    _, cfg = load_model(out)  # the config travels with the exported weights
     assert cfg.train.steps == STEPS and not model.training
     image = torch.rand(2, 3, 35, 35) * 2 - 1
     init = torch.randn(2, 4, 16)
@@ -115,11 +149,11 @@ def test_export_to_safetensors_and_load_for_inference(tmp_path, uninterrupted, c
 
     save_file({"w": torch.zeros(2)}, str(plain))
     with pytest.raises(CheckpointError, match="without slotattn metadata"):
-        load_model(plain)
+        from_pretrained(plain)
 
 
 def test_from_pretrained_loads_local_files_and_names_and_refuses_the_wrong_model(tmp_path, uninterrupted, monkeypatch):
-    from slotattn import SlotAttentionAutoEncoder, SlotAttentionSetPredictor, from_pretrained, pretrained
+    from slotattn import SlotAttentionAutoEncoder, SlotAttentionSetPredictor, pretrained
 
     out = tmp_path / "weights" / "my_model.safetensors"
     out.parent.mkdir()
@@ -135,10 +169,6 @@ def test_from_pretrained_loads_local_files_and_names_and_refuses_the_wrong_model
         from_pretrained("my_model", SlotAttentionSetPredictor)
     with pytest.raises(CheckpointError, match=r"not the name of shipped weights \(available: my_model"):
         from_pretrained("no_such_model")
-    # The old classmethod still works, with a deprecation warning.
-    with pytest.warns(DeprecationWarning, match="slotattn.from_pretrained"):
-        old = SlotAttentionAutoEncoder.from_pretrained("my_model")
-    assert isinstance(old, SlotAttentionAutoEncoder)
 
 
 def test_skip_nonfinite_counts_skipped_steps_and_leaves_parameters_untouched(tmp_path, monkeypatch):

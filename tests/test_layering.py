@@ -49,11 +49,6 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
     "__init__": {"config", "models", "nn", "pretrained", "run"},
 }
-# Deliberate exceptions, each with its reason: (module, imported part).
-EXCEPTIONS = {
-    # SlotModel.from_pretrained: the deprecated classmethod, kept as a shim for the old public API.
-    ("slotattn.models.base", "pretrained"),
-}
 
 
 def module_name(path: Path) -> str:
@@ -73,8 +68,13 @@ def imported_modules(module: str) -> set[str]:
     """The slotattn modules `module` imports, in any form (a name from a package counts as the package)."""
     path = MODULES[module]
     package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    return imports_in(path.read_text(), package) - {module}
+
+
+def imports_in(source: str, package: str) -> set[str]:
+    """The slotattn modules that Python `source` in `package` imports, at module level or inside any function."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(source)):  # every node, so imports inside functions and classes count too
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.split(".")[0] == "slotattn"}
         elif isinstance(node, ast.ImportFrom):
@@ -88,7 +88,7 @@ def imported_modules(module: str) -> set[str]:
             for alias in node.names:  # `from slotattn import cli` imports the module slotattn.cli
                 candidate = f"{source}.{alias.name}"
                 found.add(candidate if candidate in MODULES else source)
-    return found - {module}
+    return found
 
 
 GRAPH = {module: imported_modules(module) for module in MODULES}
@@ -97,7 +97,12 @@ GRAPH = {module: imported_modules(module) for module in MODULES}
 def test_the_import_parser_sees_every_form(tmp_path):
     assert "slotattn.cli" in GRAPH["slotattn.__main__"]  # from slotattn.cli import main / from slotattn import cli
     assert "slotattn.run" in GRAPH["slotattn.studies"]  # `from slotattn import run`
-    assert "slotattn.pretrained" in GRAPH["slotattn.models.base"]  # an import inside a method
+
+
+def test_the_import_parser_counts_imports_inside_functions():
+    source = ("class Model:\n    def load(self):\n        from slotattn.pretrained import from_pretrained\n\n"
+              "def draw():\n    import slotattn.viz\n    from .. import run\n")
+    assert imports_in(source, "slotattn.models") == {"slotattn.pretrained", "slotattn.viz", "slotattn.run"}
 
 
 def test_every_part_has_a_rule():
@@ -110,7 +115,7 @@ def test_every_part_has_a_rule():
 def test_imports_point_one_way(module):
     part = part_of(module)
     bad = sorted(f"{target} ({part_of(target)})" for target in GRAPH[module]
-                 if part_of(target) not in ALLOWED[part] | {part} and (module, part_of(target)) not in EXCEPTIONS)
+                 if part_of(target) not in ALLOWED[part] | {part})
     assert not bad, f"{module} ({part}) may import only {sorted(ALLOWED[part])}, but imports {bad}"
 
 
@@ -145,14 +150,44 @@ def test_cycle_finder_finds_cycles():
 
 
 def test_no_import_cycles():
-    """No chain of imports leads back to where it started (the deprecated shim in EXCEPTIONS left out)."""
-    graph = {m: {t for t in targets if (m, part_of(t)) not in EXCEPTIONS} for m, targets in GRAPH.items()}
-    cycles = find_cycles(graph)
+    """No chain of imports, those inside functions included, leads back to where it started."""
+    cycles = find_cycles(GRAPH)
     assert not cycles, f"import cycles: {[' -> '.join(c) for c in cycles]}"
 
 
 def test_no_grab_bag_utils_module():
     assert not list(SRC.rglob("utils.py"))
+
+
+# --- functions a reader can hold in mind, and none that pytest would collect -------------------------------------
+
+MAX_FUNCTION_LINES = 100
+
+
+def functions_in(source: str) -> list[tuple[str, int]]:
+    """(name, lines from the `def` line to the last line, docstring included) of every function in `source`."""
+    return [(node.name, node.end_lineno - node.lineno + 1) for node in ast.walk(ast.parse(source))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def test_function_lengths_are_counted_from_def_to_last_line():
+    source = 'def outer():\n    """doc"""\n\n    def inner():\n        pass\n    return inner\n'
+    assert sorted(functions_in(source)) == [("inner", 2), ("outer", 6)]
+
+
+def test_no_function_is_longer_than_100_lines():
+    long = sorted((lines, f"{path.relative_to(SRC)}: {name}") for path in MODULES.values()
+                  for name, lines in functions_in(path.read_text()) if lines > MAX_FUNCTION_LINES)
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines (split them): {long}"
+
+
+def test_no_library_name_looks_like_a_test_to_pytest():
+    # pytest collects test_* functions and Test* classes from a test module that imports them.
+    found = [f"{path.relative_to(SRC)}: {node.name}" for path in MODULES.values()
+             for node in ast.walk(ast.parse(path.read_text()))
+             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("test")
+             or isinstance(node, ast.ClassDef) and node.name.startswith("Test")]
+    assert not found, f"library names pytest would collect as tests: {found}"
 
 
 # --- self-contained: a clone in an empty folder has everything the code and the tests read ----------------------

@@ -163,9 +163,9 @@ def test_the_command_line_block_runs_as_written_at_debug_scale(tmp_path, monkeyp
     assert latest_checkpoint(tmp_path / "runs" / "tetro").name == "step_00000004.pt"  # resumed from step 2
     assert (tmp_path / "fig.png").stat().st_size > 0 and (tmp_path / "demo_run" / "decomposition.png").exists()
     assert (tmp_path / "demo_run" / "pretrained.png").stat().st_size > 0  # the shipped weights on the same scenes
-    model, cfg = slotattn.load_model(tmp_path / "model.safetensors")
+    model = slotattn.from_pretrained(tmp_path / "model.safetensors")
     assert not model.training
-    assert cfg.model.num_slots == 4 and cfg.data.name == "tetrominoes"
+    assert model.num_slots == 4 and model.resolution == (35, 35)  # the tetrominoes recipe
 
 
 def test_the_python_snippets_run():

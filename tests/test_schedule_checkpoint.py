@@ -1,10 +1,17 @@
 """Learning-rate schedule (official formula) and checkpoint files (atomic, verified, pruned)."""
 
+import errno
+import io
 import json
+import os
+import pickle
+import re
+import zipfile
 
 import pytest
 import torch
 
+from slotattn.training import checkpoint
 from slotattn.training.checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -69,14 +76,73 @@ def test_truncated_or_foreign_files_raise_checkpoint_error(tmp_path):
     path = save_checkpoint(tmp_path, _state(), 5, keep_last=1)
     path.with_suffix(".json").unlink()
     path.write_bytes(path.read_bytes()[:100])
-    with pytest.raises(CheckpointError, match="cannot be read as a slotattn checkpoint"):
+    with pytest.raises(CheckpointError, match="not a slotattn checkpoint.*a truncated or damaged zip archive"):
         load_checkpoint(path)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(1)}, other)
-    with pytest.raises(CheckpointError, match="expected a slotattn checkpoint of format 1"):
+    with pytest.raises(CheckpointError, match=r"not a slotattn checkpoint of format 1; found a torch file holding a "
+                                              r"dict without format_version \(keys: weights\)"):
         load_checkpoint(other)
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def _zip_without_data_pkl() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("notes/readme.txt", "not a model")
+    return buffer.getvalue()
+
+
+def _torch_file_bytes() -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"format_version": 1, "model": {"w": torch.zeros(64)}, "config": {}, "step": 0}, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("content, looks_like", [
+    (bytes(range(7, 255)) * 3, r"744 bytes beginning 07 08 09 0a"),
+    (b"step: 100\nloss: 0.5\n", r"a text file \(20 bytes\) beginning 'step: 100\\nloss: 0.5"),
+    (_zip_without_data_pkl(), r"a zip archive without data.pkl \(\d+ bytes; holds notes/readme.txt\)"),
+    (_torch_file_bytes()[:300], r"a truncated or damaged zip archive \(300 bytes\)"),
+    (b"", "an empty file"),
+    (pickle.dumps({"model": {}}), r"a Python pickle, not a zip archive"),
+], ids=["garbage", "text", "zip-without-data.pkl", "truncated", "empty", "pickle"])
+def test_unreadable_checkpoint_says_what_the_file_looks_like_and_never_suggests_weights_only_false(
+        tmp_path, content, looks_like):
+    path = tmp_path / "step_00000001.pt"  # no .json beside it: not caught by the checksum first
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError) as raised:
+        load_checkpoint(path)
+    message = str(raised.value)
+    assert message.startswith(f"{path}: not a slotattn checkpoint (a torch.save zip archive); found ")
+    assert re.search(looks_like, message), message
+    assert "weights_only" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("failing, code", [(".pt", errno.ENOSPC), (".json", errno.ENOSPC), (".pt", errno.EIO)])
+def test_a_failed_write_names_the_file_the_size_the_intact_checkpoint_and_the_resume_command(
+        tmp_path, monkeypatch, failing, code):
+    intact = save_checkpoint(tmp_path, _state(1), 1, keep_last=5)
+    write = checkpoint.atomic_write_bytes
+
+    def fails(path, data):
+        if path.name.startswith("step_00000002") and path.suffix == failing:
+            raise OSError(code, os.strerror(code), str(path))
+        write(path, data)
+
+    monkeypatch.setattr(checkpoint, "atomic_write_bytes", fails)
+    with pytest.raises(CheckpointError) as raised:
+        save_checkpoint(tmp_path, _state(2), 2, keep_last=5)
+    message = str(raised.value)
+    reason = "the disk is full" if code == errno.ENOSPC else os.strerror(code)
+    assert message.startswith(f"cannot write checkpoint {tmp_path / 'checkpoints' / 'step_00000002.pt'}: {reason} "
+                              "(it needs 0.0 MB, ")
+    assert f"; newest intact checkpoint: {intact};" in message and "\n" not in message
+    assert message.endswith(f"continue with: slotattn train --run-dir {tmp_path} --resume")
+    assert ("free some space" in message) == (code == errno.ENOSPC)
+    # no half checkpoint is left (a .pt without its .json): only step 1's two files
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step_00000001.json", "step_00000001.pt"]
 
 
 def test_checkpoint_without_its_json_is_not_complete(tmp_path):
@@ -94,5 +160,6 @@ def test_loading_never_unpickles_arbitrary_objects(tmp_path):
 
     path = tmp_path / "evil.pt"
     torch.save({"format_version": 1, "model": Evil(), "config": {}, "step": 0}, path)
-    with pytest.raises(CheckpointError, match="cannot be read"):
+    with pytest.raises(CheckpointError, match="holds more than tensors and plain containers") as raised:
         load_checkpoint(path)
+    assert "GLOBAL print" in str(raised.value) and "weights_only" not in str(raised.value)

@@ -1,39 +1,10 @@
-"""SlotAttention against a plain transcription of Algorithm 1, and its invariances."""
+"""SlotAttention's fast path against the plain Algorithm 1 (`slotattn.nn.algorithm1`), and its invariances."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from slotattn import SlotAttention
-
-
-def algorithm1(sa: SlotAttention, inputs, slots, num_iterations):
-    """Plain transcription of the official TF code (attention kept [B, N, K], softmax over the last axis)."""
-    inputs = F.layer_norm(inputs, (sa.input_size,), sa.norm_inputs.weight, sa.norm_inputs.bias, 1e-3)
-    k = inputs @ sa.project_k.weight.T
-    v = inputs @ sa.project_v.weight.T
-    for _ in range(num_iterations):
-        slots_prev = slots
-        s = F.layer_norm(slots, (sa.slot_size,), sa.norm_slots.weight, sa.norm_slots.bias, 1e-3)
-        q = (s @ sa.project_q.weight.T) * sa.slot_size**-0.5
-        attn_logits = torch.einsum("bnd,bkd->bnk", k, q)
-        attn = torch.softmax(attn_logits, dim=-1)  # [B, N, K]
-        attn_vis = attn
-        attn = attn + sa.epsilon
-        attn = attn / attn.sum(dim=-2, keepdim=True)
-        updates = torch.einsum("bnk,bnd->bkd", attn, v)
-        # GRU (Keras reset_after=True == torch GRUCell), written out.
-        x, h = updates, slots_prev
-        gi = x @ sa.gru.weight_ih.T + sa.gru.bias_ih
-        gh = h @ sa.gru.weight_hh.T + sa.gru.bias_hh
-        i_r, i_z, i_n = gi.chunk(3, -1)
-        h_r, h_z, h_n = gh.chunk(3, -1)
-        r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
-        n = torch.tanh(i_n + r * h_n)
-        slots = (1 - z) * n + z * h
-        m = F.layer_norm(slots, (sa.slot_size,), sa.norm_mlp.weight, sa.norm_mlp.bias, 1e-3)
-        slots = slots + sa.mlp[2](torch.relu(sa.mlp[0](m)))
-    return slots, attn_vis.transpose(1, 2)
+from slotattn.nn import algorithm1
 
 
 @pytest.fixture
@@ -52,11 +23,52 @@ def slots_init():
     return torch.randn(3, 5, 16, generator=torch.Generator().manual_seed(3))
 
 
-def test_matches_plain_transcription_of_algorithm_1(sa, inputs, slots_init):
+def test_matches_plain_algorithm_1(sa, inputs, slots_init):
     slots, attn = sa(inputs, slots_init=slots_init)
     ref_slots, ref_attn = algorithm1(sa, inputs, slots_init, 3)
     torch.testing.assert_close(slots, ref_slots, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(attn, ref_attn, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("num_slots, num_iterations", [(5, 3), (1, 1), (9, 7)])
+def test_fast_path_equals_algorithm_1_in_float64(sa, inputs, num_slots, num_iterations):
+    """The fast path reassociates the k/v projections and the epsilon term; in float64 only rounding is left."""
+    sa = sa.double()
+    inputs = inputs.double()
+    init = torch.randn(3, num_slots, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    slots, attn = sa(inputs, slots_init=init, num_iterations=num_iterations)
+    ref_slots, ref_attn = algorithm1(sa, inputs, init, num_iterations)
+    torch.testing.assert_close(slots, ref_slots, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(attn, ref_attn, atol=1e-12, rtol=1e-12)
+
+
+def test_gru_is_keras_gru_with_reset_after(sa):
+    """The slot update's GRUCell is Keras' GRUCell(reset_after=True), the official layer: its equations written out."""
+    x, h = torch.randn(4, 16), torch.randn(4, 16)
+    gru = sa.gru
+    i_r, i_z, i_n = (x @ gru.weight_ih.T + gru.bias_ih).chunk(3, -1)
+    h_r, h_z, h_n = (h @ gru.weight_hh.T + gru.bias_hh).chunk(3, -1)  # reset_after: r gates the recurrent product
+    r, z = torch.sigmoid(i_r + h_r), torch.sigmoid(i_z + h_z)
+    expected = (1 - z) * torch.tanh(i_n + r * h_n) + z * h
+    torch.testing.assert_close(gru(x, h), expected, atol=1e-6, rtol=1e-5)
+
+
+def test_algorithm_1_follows_the_official_layout():
+    """One iteration, written as the official TF code: attention [B, N, K] softmaxed over its last axis."""
+    torch.manual_seed(0)
+    sa = SlotAttention(num_slots=3, slot_size=8, input_size=6, num_iterations=1, mlp_hidden_size=8).double()
+    inputs, init = torch.randn(2, 10, 6, dtype=torch.float64), torch.randn(2, 3, 8, dtype=torch.float64)
+    x = sa.norm_inputs(inputs)
+    k, v = sa.project_k(x), sa.project_v(x)
+    q = sa.project_q(sa.norm_slots(init)) * 8**-0.5
+    attn = torch.softmax(torch.einsum("bnd,bkd->bnk", k, q), dim=-1)  # [B, N, K]
+    weights = (attn + sa.epsilon) / (attn + sa.epsilon).sum(dim=-2, keepdim=True)
+    updates = torch.einsum("bnk,bnd->bkd", weights, v)
+    slots = sa.gru(updates.flatten(0, 1), init.flatten(0, 1)).view_as(init)
+    slots = slots + sa.mlp(sa.norm_mlp(slots))
+    ref_slots, ref_attn = algorithm1(sa, inputs, init, 1)
+    torch.testing.assert_close(ref_slots, slots, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(ref_attn, attn.transpose(1, 2), atol=1e-12, rtol=1e-12)
 
 
 def test_output_shapes_and_attention_sums_to_one_over_slots(sa, inputs):

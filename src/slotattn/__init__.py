@@ -20,7 +20,7 @@ from slotattn.models import (
     build_model,
 )
 from slotattn.nn import SlotAttention
-from slotattn.pretrained import from_pretrained, load_model
+from slotattn.pretrained import from_pretrained
 
 __version__ = "0.1.0"
 
@@ -35,5 +35,4 @@ __all__ = [
     "build_model",
     "from_pretrained",
     "load_config",
-    "load_model",
 ]

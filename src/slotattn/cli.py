@@ -23,7 +23,6 @@ from slotattn.data.clevr6 import convert_clevr6
 from slotattn.data.errors import DataError
 from slotattn.data.generators.clevr import generate_clevr_batch, write_clevr_dataset
 from slotattn.data.multi_object import DATASETS, convert_multi_object, write_multi_object
-from slotattn.report import ReportError, write_report
 from slotattn.studies import SCALES, STUDIES, StudyError, run_study
 from slotattn.tf_import import import_tf_to_safetensors
 from slotattn.training.checkpoint import CheckpointError
@@ -252,7 +251,12 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    path = write_report(args.run_dirs, args.out)
+    from slotattn.report import ReportError, write_report  # imports matplotlib: only when a report is drawn
+
+    try:
+        path = write_report(args.run_dirs, args.out)
+    except ReportError as err:
+        raise ConfigError(str(err)) from err  # main prints it as one line
     print(f"wrote {path} and {path.with_suffix('.html')}")
     return 0
 
@@ -273,19 +277,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="slotattn", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+    # One function per subcommand, in the order `slotattn --help` lists them.
+    for add_command in (_add_train_command, _add_eval_command, _add_visualize_command, _add_export_command,
+                        _add_generate_command, _add_convert_command, _add_study_command, _add_reproduce_command,
+                        _add_report_command, _add_import_tf_command, _add_demo_command):
+        add_command(sub)
+    return parser
 
-    def add_overrides(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one config value, e.g. --set train.steps=2000 (repeatable)")
 
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config value, e.g. --set train.steps=2000 (repeatable)")
+
+
+def _add_train_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML recipe")
     p.add_argument("--config", help="YAML recipe (overrides of the paper defaults), e.g. configs/tetrominoes.yaml")
-    add_overrides(p)
+    _add_overrides(p)
     p.add_argument("--run-dir", help="where logs, figures and checkpoints go (default runs/<dataset>-<time>)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
+
+def _add_eval_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="ARI, FG-ARI and mBO of a checkpoint over a held-out split")
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--data", help="dataset directory (default: the config's eval split, generated if unset)")
@@ -295,9 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-iterations", type=int, help="Slot Attention iterations at test time (default: as trained)")
     p.add_argument("--device", help="override train.device")
     p.add_argument("--no-progress", action="store_true")
-    add_overrides(p)
+    _add_overrides(p)
     p.set_defaults(func=cmd_eval)
 
+
+def _add_visualize_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("visualize", help="figure of input, reconstruction, slots and segmentation")
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--num", type=int, default=8, help="examples (rows)")
@@ -306,11 +323,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="override train.device")
     p.set_defaults(func=cmd_visualize)
 
+
+def _add_export_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write a checkpoint's model as safetensors + config JSON, for inference")
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
     p.add_argument("--out", required=True, help="the .safetensors file to write")
     p.set_defaults(func=cmd_export)
 
+
+def _add_generate_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write a generated dataset to disk")
     p.add_argument("dataset", choices=sorted(GENERATORS))
     p.add_argument("--variant", choices=sorted({v for vs in VARIANTS.values() for v in vs}),
@@ -332,6 +353,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
 
+
+def _add_convert_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert original dataset files to slotattn's store format, once")
     conv = p.add_subparsers(dest="source", required=True)
     q = conv.add_parser("multi_object", help="a DeepMind multi_object_datasets TFRecord file")
@@ -360,16 +383,20 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_convert)
 
+
+def _add_study_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("study", help="train and evaluate one study of the paper's analysis over several seeds")
     p.add_argument("name", choices=sorted(STUDIES))
     p.add_argument("--scale", choices=sorted(SCALES), default="smoke", help="smoke (seconds) | cpu | paper")
     p.add_argument("--out", required=True, help="study directory (runs + results.json); rerun to resume")
     p.add_argument("--seeds", type=int, help="number of seeds (default: the scale's)")
     p.add_argument("--config", help="recipe instead of the scale's, e.g. multi_dsprites")
-    add_overrides(p)
+    _add_overrides(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_study)
 
+
+def _add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reproduce", help="a row of the paper's results: train (resumable), evaluate, write the row")
     p.add_argument("row", choices=sorted(reproduce.ROWS))
     p.add_argument("--out", required=True, help="directory of the runs and the rows' JSON (rerun to continue)")
@@ -377,15 +404,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--data", help="a dataset directory instead of scenes generated on the fly")
     p.add_argument("--num-eval", type=int, help="held-out scenes (default: the paper's protocol)")
-    add_overrides(p)
+    _add_overrides(p)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_reproduce)
 
+
+def _add_report_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="Markdown + HTML report from study or run directories")
     p.add_argument("run_dirs", nargs="+", help="study directories (results.json) and/or run directories")
     p.add_argument("--out", required=True, help="report directory")
     p.set_defaults(func=cmd_report)
 
+
+def _add_import_tf_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-tf", help="convert an official TF2 Slot Attention checkpoint to slotattn safetensors")
     p.add_argument("--checkpoint", required=True, help="checkpoint prefix, e.g. /tmp/object_discovery/ckpt-500")
     p.add_argument("--task", required=True, choices=["object_discovery", "set_prediction"])
@@ -394,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the checkpoint cannot hold, if not the official train.py's (resolution, num_slots, ...)")
     p.set_defaults(func=cmd_import_tf)
 
+
+def _add_demo_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="generate Tetrominoes, train for a few minutes on this machine, evaluate, draw; "
                        "then the shipped weights on the same scenes")
     p.add_argument("--minutes", type=float, help="training time budget (default: configs/demo.yaml)")
@@ -401,9 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-train", type=int, default=60_000, help="training scenes to generate")
     p.add_argument("--resume", action="store_true", help="continue the demo's previous run")
     p.add_argument("--no-progress", action="store_true")
-    add_overrides(p)
+    _add_overrides(p)
     p.set_defaults(func=cmd_demo)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -412,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ConfigError, DataError, CheckpointError, StudyError, ReportError, FileExistsError) as err:
+    except (ConfigError, DataError, CheckpointError, StudyError, FileExistsError) as err:
         print(f"slotattn {args.command}: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:

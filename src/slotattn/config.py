@@ -297,12 +297,50 @@ def from_dict(data: dict[str, Any], base: Config | None = None) -> Config:
 RECIPES = Path(__file__).resolve().parent / "configs"  # packaged recipes; `configs/` in the repo links here
 
 
+def recipe_names() -> list[str]:
+    """The packaged recipes, by the names `load_config` accepts."""
+    return sorted(path.stem for path in RECIPES.glob("*.yaml"))
+
+
 def recipe_path(name_or_path: str | Path) -> Path:
-    """A YAML path as given, or the packaged recipe of that name (`tetrominoes` -> .../configs/tetrominoes.yaml)."""
-    path = Path(name_or_path)
-    if not path.exists() and path.suffix == "" and (RECIPES / f"{path.name}.yaml").exists():
-        return RECIPES / f"{path.name}.yaml"
-    return path
+    """The packaged recipe of a bare name (`tetrominoes` -> .../configs/tetrominoes.yaml), else the path as given.
+
+    A bare name (a str with no directory part and no suffix) means the packaged recipe even when the working
+    directory holds a file or folder of that name, e.g. data generated into ./tetrominoes; write ./NAME for a file.
+    """
+    if _is_bare_name(name_or_path) and (RECIPES / f"{name_or_path}.yaml").is_file():
+        return RECIPES / f"{name_or_path}.yaml"
+    return Path(name_or_path)
+
+
+def _is_bare_name(name_or_path: str | Path) -> bool:
+    return isinstance(name_or_path, str) and Path(name_or_path).name == name_or_path and not Path(name_or_path).suffix
+
+
+def _read_recipe(name_or_path: str | Path) -> dict[str, Any]:
+    """The overrides in a YAML recipe, or a one-line ConfigError saying what was expected and what was found."""
+    path = recipe_path(name_or_path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: a directory, not a YAML recipe file "
+                          f"(packaged recipes: {', '.join(recipe_names())})")
+    if not path.exists():
+        if _is_bare_name(name_or_path):
+            raise ConfigError(f"config '{name_or_path}': no such file, and not a packaged recipe "
+                              f"(available: {', '.join(recipe_names())})")
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: cannot be read as a YAML recipe ({type(err).__name__}: "
+                          f"{getattr(err, 'strerror', None) or err})") from err
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', None) or err}") from err
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping of config sections (model:, data:, optim:, train:), "
+                          f"found a {type(data).__name__}")
+    return data or {}
 
 
 def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Config:
@@ -316,21 +354,16 @@ def apply_overrides(cfg: Config, overrides: list[str] | tuple[str, ...]) -> Conf
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Defaults, then the YAML recipe at `path` (overrides only), then each `a.b=c` override, then checks.
 
-    `path` may also name a packaged recipe: `tetrominoes`, `multi_dsprites`, `clevr6`, `debug`, `demo`.
+    `path` may also name a packaged recipe (`recipe_names()`: `tetrominoes`, `multi_dsprites`, `clevr6`, `debug`,
+    `demo`, ...); a bare name always means the packaged recipe, never a file or folder of that name.
     """
     cfg = Config()
     if path is not None:
-        path = recipe_path(path)
+        data = _read_recipe(path)
         try:
-            data = yaml.safe_load(path.read_text())
-        except FileNotFoundError as err:
-            raise ConfigError(f"config file not found: {path}") from err
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from err
-        try:
-            cfg = _apply(cfg, data or {})
+            cfg = _apply(cfg, data)
         except ConfigError as err:
-            raise ConfigError(f"{path}: {err}") from err
+            raise ConfigError(f"{recipe_path(path)}: {err}") from err
     return apply_overrides(cfg, overrides)
 
 

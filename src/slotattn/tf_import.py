@@ -528,7 +528,7 @@ def import_tf_checkpoint(path: str | Path, task: str, **model_overrides: Any) ->
 def import_tf_to_safetensors(path: str | Path, task: str, out: str | Path, **model_overrides: Any) -> Path:
     """`import_tf_checkpoint`, written as `out` (.safetensors with the config in its metadata, plus `out`.json).
 
-    The result loads with `slotattn.pretrained.load_model(out)`.
+    The result loads with `slotattn.from_pretrained(out)`.
     """
     state, config = import_tf_checkpoint(path, task, **model_overrides)
     return export_safetensors(state, config, out)

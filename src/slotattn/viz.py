@@ -1,12 +1,30 @@
-"""Slot-decomposition figures from numpy arrays; knows nothing about models or training."""
+"""Slot-decomposition figures from numpy arrays; knows nothing about models or training.
+
+matplotlib is imported when a figure is drawn, never at import, and pyplot not at all: figures are drawn on their own
+Agg canvas, so importing slotattn neither costs matplotlib's import time nor changes a notebook's backend.
+"""
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+
+def _new_figure(width: float, height: float):
+    """A matplotlib Figure on its own Agg canvas (files only), outside pyplot's figure manager and backend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path
 
 
 def _to_rgb(image: np.ndarray) -> np.ndarray:
@@ -15,7 +33,9 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
 
 
 def _segmentation_colors(num: int) -> np.ndarray:
-    colors = plt.get_cmap("tab20")(np.arange(max(num, 1)) % 20)[:, :3]
+    import matplotlib
+
+    colors = matplotlib.colormaps["tab20"](np.arange(max(num, 1)) % 20)[:, :3]
     colors[0] = 0.0  # id 0 (background / first slot) in black
     return colors
 
@@ -45,7 +65,8 @@ def decomposition_figure(
     pred_ids = masks[:, :, 0].argmax(axis=1)
     columns = ["input", "recon"] + [f"slot {k}" for k in range(num_slots)] + ["segmentation"]
     columns += ["ground truth"] if true_ids is not None else []
-    fig, axes = plt.subplots(num, len(columns), figsize=(1.6 * len(columns), 1.6 * num), squeeze=False)
+    fig = _new_figure(1.6 * len(columns), 1.6 * num)
+    axes = fig.subplots(num, len(columns), squeeze=False)
     pred_colors = _segmentation_colors(num_slots)
     for b in range(num):
         # Each slot drawn as rgb * alpha over white, so an empty slot is a white tile.
@@ -60,12 +81,7 @@ def decomposition_figure(
             ax.set_yticks([])
             if b == 0:
                 ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def attention_figure(images: np.ndarray, attn: np.ndarray, labels: list[list[str]], path: str | Path) -> Path:
@@ -84,7 +100,8 @@ def attention_figure(images: np.ndarray, attn: np.ndarray, labels: list[list[str
     side = int(round(num_inputs**0.5))
     if side * side != num_inputs:
         raise ValueError(f"attention_figure: {num_inputs} inputs do not form a square grid")
-    fig, axes = plt.subplots(num, num_slots + 1, figsize=(1.7 * (num_slots + 1), 1.9 * num), squeeze=False)
+    fig = _new_figure(1.7 * (num_slots + 1), 1.9 * num)
+    axes = fig.subplots(num, num_slots + 1, squeeze=False)
     for b in range(num):
         axes[b, 0].imshow(_to_rgb(images[b]))
         for k in range(num_slots):
@@ -99,9 +116,4 @@ def attention_figure(images: np.ndarray, attn: np.ndarray, labels: list[list[str
     axes[0, 0].set_title("input", fontsize=8)
     for k in range(num_slots):
         axes[0, k + 1].set_title(f"slot {k}", fontsize=8)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

@@ -247,6 +247,14 @@ def _report(progress: Callable[[int], object] | SupportsUpdate | None, n: int) -
         progress(n)
 
 
+def _check_split_rule(max_objects: Any, filter_before_split: Any) -> None:
+    limit = CLEVR_WITH_MASKS_MAX_NUM_ENTITIES - 1
+    if isinstance(max_objects, bool) or not isinstance(max_objects, int) or not 1 <= max_objects <= limit:
+        raise ValueError(f"convert_clevr6: max_objects must be an int in 1..{limit}, got {max_objects!r}")
+    if not isinstance(filter_before_split, bool):
+        raise TypeError(f"convert_clevr6: filter_before_split must be a bool, got {filter_before_split!r}")
+
+
 def _positive(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"convert_clevr6: {name} must be a positive int, got {value!r}")
@@ -325,11 +333,7 @@ def convert_clevr6(
     """
     train_size, eval_size = _positive(train_size, "train_size"), _positive(eval_size, "eval_size")
     chunk = _positive(chunk, "chunk")
-    limit = CLEVR_WITH_MASKS_MAX_NUM_ENTITIES - 1
-    if isinstance(max_objects, bool) or not isinstance(max_objects, int) or not 1 <= max_objects <= limit:
-        raise ValueError(f"convert_clevr6: max_objects must be an int in 1..{limit}, got {max_objects!r}")
-    if not isinstance(filter_before_split, bool):
-        raise TypeError(f"convert_clevr6: filter_before_split must be a bool, got {filter_before_split!r}")
+    _check_split_rule(max_objects, filter_before_split)
     input_path, out_dir = Path(input_path), Path(out_dir)
     split_dirs = {"train": out_dir / "train", "eval": out_dir / "eval"}
     for path in split_dirs.values():
@@ -338,93 +342,117 @@ def convert_clevr6(
     examples = read_multi_object(input_path, "clevr_with_masks", compression=compression)  # checks the path
     mode = (compression or "none").lower()
     detected = detect_compression(input_path) if mode == "auto" else mode
-    sizes = {"train": train_size, "eval": eval_size}
+    protocol = {"train_size": train_size, "eval_size": eval_size, "max_objects": max_objects,
+                "filter_before_split": filter_before_split}
 
     out_dir.mkdir(parents=True, exist_ok=True)
     spill_root = Path(tempfile.mkdtemp(prefix=".clevr6-spill-", dir=out_dir))
     try:
-        spills = {split: _Spill(spill_root / split) for split in sizes}
-        pending: dict[str, list[tuple[int, dict[str, np.ndarray]]]] = {split: [] for split in sizes}
-
-        def flush(split: str) -> None:
-            items = pending[split]
-            if items:
-                batch = {key: np.stack([ex[key] for _, ex in items]) for key in ("image", "mask", "visibility")}
-                arrays = preprocess_clevr6(batch)
-                arrays["scene_index"] = np.asarray([index for index, _ in items], dtype=np.int64)
-                spills[split].add(arrays)
-                items.clear()
-
-        records = qualifying = unreported = 0
-        total = train_size + eval_size
-        for index, example in enumerate(examples):
-            records, unreported = records + 1, unreported + 1
-            keep = int(count_objects(example["visibility"])) <= max_objects
-            if filter_before_split:
-                split = "train" if qualifying < train_size else "eval"
-                qualifying += keep
-                done = qualifying == total
-            else:
-                split = "train" if index < train_size else "eval"
-                done = records == total
-            if keep:
-                # one record's masks at a time (~1 ms against ~30 ms to inflate and decode it); training checks
-                # every batch too, but a bad record should fail the conversion, named by file and record
-                check_mask_partition(example["mask"], f"{input_path}: record {index}: feature 'mask'")
-                pending[split].append((index, example))
-                if len(pending[split]) == chunk:
-                    flush(split)
-            if unreported == chunk or done:
-                _report(progress, unreported)
-                unreported = 0
-            if done:
-                break
-        else:
-            _report(progress, unreported)
-            if filter_before_split:
-                found = f"{qualifying} scenes with <= {max_objects} objects in its {records} records"
-                hint = "pass smaller sizes, or filter_before_split=False (sizes then count records)"
-            else:
-                found, hint = f"{records} records", "pass smaller sizes"
-            raise DataError(
-                f"{input_path}: holds only {found}, but train_size={train_size} + eval_size={eval_size} "
-                f"needs {total}; {hint}"
-            )
-        for split in sizes:
-            flush(split)
-            if spills[split].num == 0:
-                raise DataError(
-                    f"{input_path}: the {split} split (records read: {records}) holds no scene with <= {max_objects} "
-                    "objects; nothing to convert"
-                )
-
-        protocol = {
-            "train_size": train_size,
-            "eval_size": eval_size,
-            "max_objects": max_objects,
-            "filter_before_split": filter_before_split,
-            "records_read": records,
-            "reference": "IODINE (deepmind-research iodine/modules/data.py) protocol, as used by Slot Attention",
-        }
-        source = {
-            "path": str(input_path.resolve()),
-            "size_bytes": input_path.stat().st_size,
-            "format": "tfrecord",
-            "compression": detected,
-            "official_reader": multi_object_spec("clevr_with_masks").source,
-            "crop": list(OBJECT_DISCOVERY_CROP),
-            "resolution": list(RESOLUTION),
-            "image": "uint8 HWC, round(127.5 * (x + 1)) of the official [-1, 1] input (crop, TF2 bilinear; "
-            "error <= 1/255)",
-            "mask": "crop, nearest neighbour with half-pixel centres (TF2 method='nearest'); entity 0 = background",
-            "num_objects": "visible entities minus the background, whole frame",
-        }
+        spills = {split: _Spill(spill_root / split) for split in split_dirs}
+        records = _split_into_spills(examples, input_path, spills, chunk=chunk, progress=progress, **protocol)
+        meta = _conversion_meta(input_path, detected, protocol, records)
         stores = []
         for split, spill in spills.items():
-            meta = {"dataset": DATASET_NAME, "split": split, "protocol": protocol, "source": source}
-            stores.append(write_store(split_dirs[split], spill, meta, num=spill.num, overwrite=overwrite))
+            stores.append(write_store(split_dirs[split], spill, {"dataset": DATASET_NAME, "split": split, **meta},
+                                      num=spill.num, overwrite=overwrite))
             logger.info("%s: %s split of %d scenes", split_dirs[split], split, spill.num)
     finally:
         examples.close()  # stops reading (and closes the file) when the splits were complete before its end
         shutil.rmtree(spill_root, ignore_errors=True)
     return stores[0], stores[1]
+
+
+def _split_into_spills(
+    examples: Iterator[dict[str, np.ndarray]],
+    input_path: Path,
+    spills: dict[str, "_Spill"],
+    *,
+    train_size: int,
+    eval_size: int,
+    max_objects: int,
+    filter_before_split: bool,
+    chunk: int,
+    progress: Callable[[int], object] | SupportsUpdate | None,
+) -> int:
+    """Read records until both splits are complete, preprocess the kept scenes `chunk` at a time into `spills`.
+
+    Returns the number of records read. The split rule is `convert_clevr6`'s; a file that ends before the splits
+    are complete, or a split without a kept scene, is a DataError.
+    """
+    pending: dict[str, list[tuple[int, dict[str, np.ndarray]]]] = {split: [] for split in spills}
+    records = qualifying = unreported = 0
+    total = train_size + eval_size
+    for index, example in enumerate(examples):
+        records, unreported = records + 1, unreported + 1
+        keep = int(count_objects(example["visibility"])) <= max_objects
+        if filter_before_split:
+            split = "train" if qualifying < train_size else "eval"
+            qualifying += keep
+            done = qualifying == total
+        else:
+            split = "train" if index < train_size else "eval"
+            done = records == total
+        if keep:
+            # one record's masks at a time (~1 ms against ~30 ms to inflate and decode it); training checks
+            # every batch too, but a bad record should fail the conversion, named by file and record
+            check_mask_partition(example["mask"], f"{input_path}: record {index}: feature 'mask'")
+            pending[split].append((index, example))
+            if len(pending[split]) == chunk:
+                _spill_pending(pending[split], spills[split])
+        if unreported == chunk or done:
+            _report(progress, unreported)
+            unreported = 0
+        if done:
+            break
+    else:
+        _report(progress, unreported)
+        if filter_before_split:
+            found = f"{qualifying} scenes with <= {max_objects} objects in its {records} records"
+            hint = "pass smaller sizes, or filter_before_split=False (sizes then count records)"
+        else:
+            found, hint = f"{records} records", "pass smaller sizes"
+        raise DataError(
+            f"{input_path}: holds only {found}, but train_size={train_size} + eval_size={eval_size} "
+            f"needs {total}; {hint}"
+        )
+    for split, spill in spills.items():
+        _spill_pending(pending[split], spill)
+        if spill.num == 0:
+            raise DataError(
+                f"{input_path}: the {split} split (records read: {records}) holds no scene with <= {max_objects} "
+                "objects; nothing to convert"
+            )
+    return records
+
+
+def _spill_pending(items: list[tuple[int, dict[str, np.ndarray]]], spill: "_Spill") -> None:
+    """Preprocess the (record index, example) pairs waiting in `items` as one chunk of `spill`, and empty `items`."""
+    if items:
+        batch = {key: np.stack([ex[key] for _, ex in items]) for key in ("image", "mask", "visibility")}
+        arrays = preprocess_clevr6(batch)
+        arrays["scene_index"] = np.asarray([index for index, _ in items], dtype=np.int64)
+        spill.add(arrays)
+        items.clear()
+
+
+def _conversion_meta(input_path: Path, compression: str, protocol: dict[str, Any], records: int) -> dict[str, Any]:
+    """The `protocol` and `source` entries of both stores' meta.json: how the splits were cut, and from what."""
+    protocol = {
+        **protocol,
+        "records_read": records,
+        "reference": "IODINE (deepmind-research iodine/modules/data.py) protocol, as used by Slot Attention",
+    }
+    source = {
+        "path": str(input_path.resolve()),
+        "size_bytes": input_path.stat().st_size,
+        "format": "tfrecord",
+        "compression": compression,
+        "official_reader": multi_object_spec("clevr_with_masks").source,
+        "crop": list(OBJECT_DISCOVERY_CROP),
+        "resolution": list(RESOLUTION),
+        "image": "uint8 HWC, round(127.5 * (x + 1)) of the official [-1, 1] input (crop, TF2 bilinear; "
+        "error <= 1/255)",
+        "mask": "crop, nearest neighbour with half-pixel centres (TF2 method='nearest'); entity 0 = background",
+        "num_objects": "visible entities minus the background, whole frame",
+    }
+    return {"protocol": protocol, "source": source}

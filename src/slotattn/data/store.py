@@ -174,15 +174,7 @@ def write_store(
         ValueError: bad ``meta``, ``num``, or chunks (message says which chunk, key, expected and found).
     """
     out_dir = Path(out_dir)
-    if not isinstance(meta, Mapping) or not isinstance(meta.get("dataset"), str) or not meta["dataset"]:
-        raise ValueError(f"write_store: meta must contain a non-empty 'dataset' name, got {meta!r}")
-    reserved = [key for key in _RESERVED_META_KEYS if key in meta]
-    if reserved:
-        raise ValueError(f"write_store: meta keys {reserved} are filled in by write_store; remove them")
-    try:
-        json.dumps(dict(meta), allow_nan=False)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"write_store: meta must be JSON-serialisable: {err}") from err
+    _check_meta(meta)
     if isinstance(source, Mapping):
         chunks: Iterable[Mapping[str, np.ndarray]] = [source]
         if num is None:
@@ -200,53 +192,85 @@ def write_store(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
         (tmp / INCOMPLETE_MARKER).write_text("write_store has not finished; this is not a dataset\n")
-        files: dict[str, np.memmap] = {}
-        reference: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
-        written = 0
-        for index, chunk in enumerate(chunks):
-            arrays, n = _check_chunk(chunk, index, reference)
-            if written + n > num:
-                raise ValueError(f"write_store: chunk {index} brings the total to {written + n} examples, num={num}")
-            if reference is None:
-                _check_mask_layout(arrays, f"write_store: chunk {index}")  # before anything lands on disk
-                reference = {key: (arr.shape[1:], arr.dtype) for key, arr in arrays.items()}
-                for key, (shape, dtype) in reference.items():
-                    files[key] = np.lib.format.open_memmap(
-                        tmp / f"{key}.npy", mode="w+", dtype=dtype, shape=(num, *shape)
-                    )
-            for key, arr in arrays.items():
-                files[key][written : written + n] = arr
-            written += n
-            _report(progress, n)
-        if written != num:
-            raise ValueError(f"write_store: expected num={num} examples, the source gave {written}")
-        for mm in files.values():
-            mm.flush()
-        files.clear()  # close the memmaps before the directory is renamed
+        features = _write_arrays(tmp, chunks, num, progress)
         meta_out = {
             "format": FORMAT_NAME,
             "format_version": FORMAT_VERSION,
             **dict(meta),
             "num_examples": num,
-            "features": {key: {"dtype": dtype.name, "shape": list(shape)} for key, (shape, dtype) in reference.items()},
+            "features": {key: {"dtype": dtype.name, "shape": list(shape)} for key, (shape, dtype) in features.items()},
         }
         (tmp / META_FILE).write_text(json.dumps(meta_out, indent=2) + "\n")
         (tmp / INCOMPLETE_MARKER).unlink()
-        if out_dir.exists():  # overwrite: move the old store aside first, so a crash leaves one of the two intact
-            old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            if old.is_dir():
-                shutil.rmtree(old)
-            else:
-                old.unlink()
-        else:
-            tmp.rename(out_dir)
+        _move_into_place(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     logger.info("wrote %d examples of %s to %s", num, meta["dataset"], out_dir)
     return open_store(out_dir)
+
+
+def _check_meta(meta: Any) -> None:
+    """`write_store`'s meta: a JSON-serialisable mapping with a dataset name and none of the keys it fills in."""
+    if not isinstance(meta, Mapping) or not isinstance(meta.get("dataset"), str) or not meta["dataset"]:
+        raise ValueError(f"write_store: meta must contain a non-empty 'dataset' name, got {meta!r}")
+    reserved = [key for key in _RESERVED_META_KEYS if key in meta]
+    if reserved:
+        raise ValueError(f"write_store: meta keys {reserved} are filled in by write_store; remove them")
+    try:
+        json.dumps(dict(meta), allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"write_store: meta must be JSON-serialisable: {err}") from err
+
+
+def _write_arrays(
+    directory: Path,
+    chunks: Iterable[Mapping[str, np.ndarray]],
+    num: int,
+    progress: Callable[[int], object] | SupportsUpdate | None,
+) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Check each chunk and copy it into one `KEY.npy` per feature in `directory`, pre-allocated for `num` examples.
+
+    Returns each feature's per-example (shape, dtype). The files are flushed and closed on return.
+    """
+    files: dict[str, np.memmap] = {}
+    reference: dict[str, tuple[tuple[int, ...], np.dtype]] | None = None
+    written = 0
+    for index, chunk in enumerate(chunks):
+        arrays, n = _check_chunk(chunk, index, reference)
+        if written + n > num:
+            raise ValueError(f"write_store: chunk {index} brings the total to {written + n} examples, num={num}")
+        if reference is None:
+            _check_mask_layout(arrays, f"write_store: chunk {index}")  # before anything lands on disk
+            reference = {key: (arr.shape[1:], arr.dtype) for key, arr in arrays.items()}
+            for key, (shape, dtype) in reference.items():
+                files[key] = np.lib.format.open_memmap(
+                    directory / f"{key}.npy", mode="w+", dtype=dtype, shape=(num, *shape)
+                )
+        for key, arr in arrays.items():
+            files[key][written : written + n] = arr
+        written += n
+        _report(progress, n)
+    if written != num:
+        raise ValueError(f"write_store: expected num={num} examples, the source gave {written}")
+    for mm in files.values():
+        mm.flush()
+    files.clear()  # close the memmaps before the directory is renamed
+    return reference
+
+
+def _move_into_place(tmp: Path, out_dir: Path) -> None:
+    """Rename the finished store `tmp` to `out_dir`, replacing an old store there."""
+    if out_dir.exists():  # overwrite: move the old store aside first, so a crash leaves one of the two intact
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        out_dir.rename(old)
+        tmp.rename(out_dir)
+        if old.is_dir():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    else:
+        tmp.rename(out_dir)
 
 
 def open_store(path: str | Path) -> Store:

@@ -1,8 +1,6 @@
 """What every slotattn model shares (paper Sec. 2.2-2.3): CNN encoder + position embedding -> set of features ->
 LayerNorm + MLP -> a grouping module (Slot Attention or a baseline). Subclasses add a decoder or a head."""
 
-import warnings
-
 import torch
 from torch import nn
 
@@ -61,16 +59,6 @@ class SlotModel(nn.Module):
         """
         self.channels_last = enabled
         return self.to(memory_format=torch.channels_last if enabled else torch.contiguous_format)
-
-    @classmethod
-    def from_pretrained(cls, path_or_name: str, map_location: str | torch.device = "cpu") -> "SlotModel":
-        """Deprecated: `slotattn.from_pretrained(path_or_name, cls)`; loading lives with the loading code."""
-        warnings.warn(f"{cls.__name__}.from_pretrained is deprecated; use slotattn.from_pretrained(path_or_name) "
-                      "(or slotattn.pretrained.from_pretrained(path_or_name, model_class))", DeprecationWarning,
-                      stacklevel=2)
-        from slotattn.pretrained import from_pretrained  # the deprecated shim's upward import (tests/test_layering)
-
-        return from_pretrained(path_or_name, cls, map_location)
 
     def noise_shape(self, batch_size: int) -> tuple[int, int, int]:
         """[B, K, D] of the standard-normal slot noise a forward pass draws at the trained K (for `noise=`).

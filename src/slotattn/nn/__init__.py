@@ -1,13 +1,11 @@
 """Building blocks, each usable on its own."""
 
-import warnings
-
 from slotattn.nn.conv import Conv2dSame, ConvTranspose2dSame
 from slotattn.nn.decoders import SpatialBroadcastDecoder
 from slotattn.nn.encoders import CNNEncoder
 from slotattn.nn.position import SoftPositionEmbed, build_grid
 from slotattn.nn.layers import MLP, Dense, GRUCell
-from slotattn.nn.slot_attention import SlotAttention
+from slotattn.nn.slot_attention import SlotAttention, algorithm1
 
 __all__ = [
     "CNNEncoder",
@@ -19,14 +17,7 @@ __all__ = [
     "SlotAttention",
     "SoftPositionEmbed",
     "SpatialBroadcastDecoder",
+    "algorithm1",
     "build_grid",
 ]
 
-
-def __getattr__(name: str):
-    if name == "SlotMLP":  # renamed: a generic MLP, easily confused with the Slot MLP baseline
-        warnings.warn("slotattn.nn.SlotMLP is now slotattn.nn.MLP (the Slot MLP baseline is "
-                      "slotattn.models.baselines.SlotMLPBaseline); the old name will be removed", DeprecationWarning,
-                      stacklevel=2)
-        return MLP
-    raise AttributeError(f"module 'slotattn.nn' has no attribute {name!r}")

@@ -6,13 +6,16 @@ only after the .pt is durably in place, so a checkpoint counts as complete only 
 process killed mid-write leaves at most a temporary file that is ignored and cleaned up later.
 """
 
+import errno
 import hashlib
 import io
 import json
 import logging
 import os
 import re
+import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ _NAME = re.compile(r"^step_(\d{8,})\.pt$")
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is missing, incomplete, corrupted or of an unknown format."""
+    """A checkpoint is missing, incomplete, corrupted or of an unknown format, or could not be written."""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -73,15 +76,37 @@ def save_checkpoint(run_dir: str | Path, state: dict[str, Any], step: int, keep_
     torch.save({"format_version": FORMAT_VERSION, "step": step, **state}, buffer)
     payload = buffer.getvalue()
     path = directory / f"step_{step:08d}.pt"
-    atomic_write_bytes(path, payload)
     meta = {"step": step, "sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
-    atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta).encode())
+    try:
+        atomic_write_bytes(path, payload)
+        atomic_write_bytes(path.with_suffix(".json"), json.dumps(meta).encode())
+    except OSError as err:
+        path.unlink(missing_ok=True)  # a .pt without its .json is no checkpoint; free its space
+        raise CheckpointError(_write_failure(run_dir, path, len(payload), err)) from err
     for old in list_checkpoints(run_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
         old.with_suffix(".json").unlink(missing_ok=True)
     for stale in directory.glob(".step_*.tmp"):  # left by a process killed mid-write
         stale.unlink(missing_ok=True)
     return path
+
+
+def _write_failure(run_dir: str | Path, path: Path, size: int, err: OSError) -> str:
+    """One line for a checkpoint write that failed: the file, the space it needed, what is left, how to resume."""
+    full = err.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))  # no space, or over quota
+    what = "the disk is full" if full else (err.strerror or type(err).__name__)
+    try:
+        free = f", {_megabytes(shutil.disk_usage(path.parent).free)} free"
+    except OSError:
+        free = ""
+    intact = latest_checkpoint(run_dir)
+    kept = f"newest intact checkpoint: {intact}" if intact else "no earlier checkpoint was written"
+    return (f"cannot write checkpoint {path}: {what} (it needs {_megabytes(size)}{free}); {kept}; "
+            f"{'free some space, then ' if full else ''}continue with: slotattn train --run-dir {run_dir} --resume")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB" if size < 1e9 else f"{size / 1e9:.1f} GB"
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -112,17 +137,66 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                 f"{path}: checksum mismatch (stored {expected[:12]}..., computed {actual[:12]}...): "
                 "the file is truncated or corrupted"
             )
+    looks_like = _not_a_torch_archive(payload)
+    if looks_like is not None:
+        raise CheckpointError(f"{path}: not a slotattn checkpoint (a torch.save zip archive); found {looks_like}")
     try:
         state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - re-raised with the file name
-        raise CheckpointError(f"{path}: cannot be read as a slotattn checkpoint ({type(err).__name__}: {err})") from err
+        # torch's own message advises loading with weights_only=False, i.e. running the file's pickled code:
+        # never pass that on for a file that is not what it should be. Keep only the reason.
+        raise CheckpointError(f"{path}: not a slotattn checkpoint; found a torch file ({len(payload):,} bytes) that "
+                              f"holds more than tensors and plain containers ({_torch_reason(err)})") from err
     if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
-        found = state.get("format_version") if isinstance(state, dict) else type(state).__name__
-        raise CheckpointError(f"{path}: expected a slotattn checkpoint of format {FORMAT_VERSION}, found {found!r}")
+        raise CheckpointError(f"{path}: not a slotattn checkpoint of format {FORMAT_VERSION}; found a torch file "
+                              f"holding {_describe_contents(state)}")
     for key in ("model", "config", "step"):
         if key not in state:
             raise CheckpointError(f"{path}: checkpoint lacks the key '{key}'")
     return state
+
+
+def _not_a_torch_archive(payload: bytes) -> str | None:
+    """What `payload` looks like if it is not a torch.save zip archive (None if it is one)."""
+    size = f"{len(payload):,} bytes"
+    if not payload:
+        return "an empty file"
+    if not payload.startswith(b"PK\x03\x04"):
+        if payload[:1] == b"\x80":
+            return f"a Python pickle, not a zip archive ({size})"
+        text = payload[:64].decode("utf-8", errors="replace").removesuffix("\ufffd")[:40]  # a cut last character
+        if all(c.isprintable() and c != "\ufffd" or c in "\n\r\t" for c in text):
+            return f"a text file ({size}) beginning {text!r}"
+        return f"{size} beginning {payload[:16].hex(' ')}"
+    try:
+        with zipfile.ZipFile(io.BytesIO(payload)) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        return f"a truncated or damaged zip archive ({size})"
+    if not any(name.endswith("/data.pkl") for name in names):
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        return f"a zip archive without data.pkl ({size}; holds {shown or 'nothing'})"
+    return None
+
+
+def _describe_contents(state: Any) -> str:
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}"
+    if "format_version" in state:
+        return f"a dict of format_version {state['format_version']!r}"
+    keys = sorted(map(str, state))
+    return f"a dict without format_version (keys: {', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})"
+
+
+def _torch_reason(err: Exception) -> str:
+    """The reason in a torch.load error, without its advice to retry with weights_only=False."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:  # e.g. "Unsupported global: GLOBAL mymodule.Foo was not an allowed ..."
+        text = text.split("WeightsUnpickler error:", 1)[1].strip().split(". ", 1)[0]
+    elif "weights_only" in text.lower() or "Weights only" in text:
+        text = "the file holds objects that a weights-only load refuses"
+    text = " ".join(text.split())
+    return f"{type(err).__name__}: {text[:200]}" if text else type(err).__name__
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
@@ -142,10 +216,7 @@ def export_safetensors(state_dict: dict[str, torch.Tensor], config: dict[str, An
 
     safetensors files hold tensors only and load without unpickling anything, for inference and sharing.
     """
-    try:
-        from safetensors.torch import save
-    except ImportError as err:
-        raise CheckpointError("exporting needs safetensors: pip install 'slotattn[safetensors]'") from err
+    from safetensors.torch import save
     path = Path(path)
     tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
     metadata = {"format": "slotattn", "format_version": str(FORMAT_VERSION), "config": json.dumps(config)}
@@ -156,14 +227,12 @@ def export_safetensors(state_dict: dict[str, torch.Tensor], config: dict[str, An
 
 def load_safetensors(path: str | Path) -> dict[str, Any]:
     """Load an exported model: {"model": state dict, "config": dict} (the config from the file's metadata)."""
+    from safetensors import safe_open
+    from safetensors.torch import load
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"model file not found: {path}")
-    try:
-        from safetensors import safe_open
-        from safetensors.torch import load
-    except ImportError as err:
-        raise CheckpointError("loading .safetensors needs safetensors: pip install 'slotattn[safetensors]'") from err
     data = path.read_bytes()
     try:
         tensors = load(data)

@@ -75,7 +75,7 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
 
-def test_time_settings(num_slots: int | None = None, num_iterations: int | None = None) -> dict[str, int]:
+def eval_settings(num_slots: int | None = None, num_iterations: int | None = None) -> dict[str, int]:
     """The per-call keyword arguments of a model for test-time slots/iterations (only the ones given)."""
     return {k: v for k, v in (("num_slots", num_slots), ("num_iterations", num_iterations)) if v is not None}
 
@@ -93,7 +93,7 @@ def eval_outputs(
     was_training = model.training
     model.eval()
     generator = torch.Generator(device)
-    settings = test_time_settings(num_slots, num_iterations)
+    settings = eval_settings(num_slots, num_iterations)
     try:
         for batch in batches:
             generator.manual_seed(seed * 1_000_003 + int(batch["index"][0]) if "index" in batch else seed)
@@ -130,7 +130,7 @@ def visualize(model: torch.nn.Module, task: Task, batches: Iterable[Batch], devi
     model.eval()
     batch = to_device(next(iter(batches)), device)
     out = model(batch["image"], generator=torch.Generator(device).manual_seed(seed),
-                **test_time_settings(num_slots, num_iterations))
+                **eval_settings(num_slots, num_iterations))
     model.train(was_training)
     return task.visualize(out, batch, path)
 
@@ -287,25 +287,12 @@ def train(
         log.info("resumed from %s at step %d", resumed_from, state.step)
     if dist_info.is_main:
         dump_config(cfg, run_dir / "config.yaml")
-    forward = model  # what runs the training forward: the model, or its DDP / compiled wrapper
-    if dist_info.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if cfg.train.compile:
-        forward = torch.compile(forward)  # the training forward only; evaluation and checkpoints use the model
+    forward = _training_forward(model, cfg.train.compile, dist_info, device)
     precision = resolve_precision(cfg.train.precision, device)
     if dist_info.is_main:
         log.info("training precision: %s (train.precision=%s)", precision, cfg.train.precision)
     runlog.record_start(state.step, device, precision, dist_info.world_size)
-    loader = DataLoader(
-        StepBatches(source, start_step=state.step),
-        batch_size=None,
-        num_workers=cfg.data.num_workers,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator(),  # keeps the loader from drawing on the global RNG (exact resume)
-        persistent_workers=False,
-    )
+    loader = _step_loader(source, state.step, cfg.data.num_workers, device)
     loop = _Loop(cfg, state, task, eval_batches, device, dist_info, run_dir, runlog, progress, resumed_from)
     stop = _Stop()
     stop.install()
@@ -339,6 +326,34 @@ def train(
         stop.restore()
         runlog.close()
     return loop.metrics
+
+
+def _training_forward(model: torch.nn.Module, use_compile: bool, dist_info: DistInfo,
+                      device: torch.device) -> torch.nn.Module:
+    """What runs the training forward: the model, or its DistributedDataParallel and/or compiled wrapper.
+
+    Evaluation and checkpoints use the model itself.
+    """
+    forward = model
+    if dist_info.enabled:
+        from torch.nn.parallel import DistributedDataParallel
+
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if use_compile:
+        forward = torch.compile(forward)
+    return forward
+
+
+def _step_loader(source: BatchSource, start_step: int, num_workers: int, device: torch.device) -> DataLoader:
+    """The batches of steps `start_step`, `start_step + 1`, ... of `source`, read by `num_workers` workers."""
+    return DataLoader(
+        StepBatches(source, start_step=start_step),
+        batch_size=None,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator(),  # keeps the loader from drawing on the global RNG (exact resume)
+        persistent_workers=False,
+    )
 
 
 class _Loop:

@@ -225,6 +225,53 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.moveaxis(rgb, 0, -1)
 
 
+def _draw_visible_sprites(
+    num_objects: np.ndarray, k_max: int, m: int, rng: np.random.Generator
+) -> tuple[np.ndarray, ...]:
+    """Sprite features (shape, scale, orientation, x, y), each [num, k_max], and the painted id map [num, H, W].
+
+    Scenes in which a present sprite shows fewer than MIN_VISIBLE_PIXELS pixels are redrawn whole.
+    """
+    num = len(num_objects)
+    shape = np.zeros((num, k_max), dtype=np.int64)
+    scale = np.zeros((num, k_max))
+    orientation = np.zeros((num, k_max))
+    x = np.zeros((num, k_max))
+    y = np.zeros((num, k_max))
+    ids = np.zeros((num, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+    todo = np.arange(num)  # scenes still to (re)draw
+    for _ in range(_MAX_ROUNDS):
+        size = (todo.size, k_max)
+        shape[todo] = rng.integers(1, len(SHAPE_NAMES) + 1, size=size)
+        scale[todo] = np.asarray(SCALES)[rng.integers(0, len(SCALES), size=size)]
+        orientation[todo] = rng.uniform(0.0, 2.0 * np.pi, size=size)
+        x[todo] = rng.uniform(0.0, 1.0, size=size)
+        y[todo] = rng.uniform(0.0, 1.0, size=size)
+        ids[todo] = _paint(shape[todo], scale[todo], orientation[todo], x[todo], y[todo], num_objects[todo])
+        pixels = _visible_pixels(ids[todo], m)[:, 1:]  # (t, k_max)
+        present = np.arange(k_max) < num_objects[todo, None]
+        todo = todo[((pixels < MIN_VISIBLE_PIXELS) & present).any(axis=1)]
+        if todo.size == 0:
+            break
+    else:  # pragma: no cover - a redraw hides a sprite with probability well under 1/2
+        raise RuntimeError(f"generate_multi_dsprites: {todo.size} scenes still hide a sprite after {_MAX_ROUNDS} draws")
+    return shape, scale, orientation, x, y, ids
+
+
+def _entity_colors(variant: str, num: int, m: int, rng: np.random.Generator) -> np.ndarray:
+    """[num, M, C] colours in [0, 1] of the background (row 0) and the sprites, as the variant draws them."""
+    if variant == "binarized":
+        colors = np.ones((num, m, 1))  # white sprites ...
+        colors[:, 0] = 0.0  # ... on black
+    elif variant == "colored_on_grayscale":
+        hsv = rng.uniform([0.0, 0.5, 0.5], [1.0, 1.0, 1.0], size=(num, m, 3))  # hue, saturation, value
+        colors = _hsv_to_rgb(hsv[..., 0], hsv[..., 1], hsv[..., 2])
+        colors[:, 0] = rng.uniform(0.0, 1.0, size=(num, 1))  # grey background: R = G = B
+    else:
+        colors = rng.uniform(0.0, 1.0, size=(num, m, 3))
+    return colors
+
+
 def generate_multi_dsprites(
     num: int, rng: np.random.Generator, variant: str = "colored_on_grayscale", max_objects: int | None = None
 ) -> dict[str, np.ndarray]:
@@ -273,40 +320,10 @@ def generate_multi_dsprites(
     m, k_max = spec.max_num_entities, spec.max_objects
 
     num_objects = rng.integers(spec.min_objects, spec.max_objects + 1, size=num)
-    shape = np.zeros((num, k_max), dtype=np.int64)
-    scale = np.zeros((num, k_max))
-    orientation = np.zeros((num, k_max))
-    x = np.zeros((num, k_max))
-    y = np.zeros((num, k_max))
-    ids = np.zeros((num, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    todo = np.arange(num)  # scenes still to (re)draw
-    for _ in range(_MAX_ROUNDS):
-        size = (todo.size, k_max)
-        shape[todo] = rng.integers(1, len(SHAPE_NAMES) + 1, size=size)
-        scale[todo] = np.asarray(SCALES)[rng.integers(0, len(SCALES), size=size)]
-        orientation[todo] = rng.uniform(0.0, 2.0 * np.pi, size=size)
-        x[todo] = rng.uniform(0.0, 1.0, size=size)
-        y[todo] = rng.uniform(0.0, 1.0, size=size)
-        ids[todo] = _paint(shape[todo], scale[todo], orientation[todo], x[todo], y[todo], num_objects[todo])
-        pixels = _visible_pixels(ids[todo], m)[:, 1:]  # (t, k_max)
-        present = np.arange(k_max) < num_objects[todo, None]
-        todo = todo[((pixels < MIN_VISIBLE_PIXELS) & present).any(axis=1)]
-        if todo.size == 0:
-            break
-    else:  # pragma: no cover - a redraw hides a sprite with probability well under 1/2
-        raise RuntimeError(f"generate_multi_dsprites: {todo.size} scenes still hide a sprite after {_MAX_ROUNDS} draws")
-
-    # colours, per entity; row 0 is the background. Quantised so that `color` is exactly the pixel value / 255.
-    if variant == "binarized":
-        colors = np.ones((num, m, 1))  # white sprites ...
-        colors[:, 0] = 0.0  # ... on black
-    elif variant == "colored_on_grayscale":
-        hsv = rng.uniform([0.0, 0.5, 0.5], [1.0, 1.0, 1.0], size=(num, m, 3))  # hue, saturation, value
-        colors = _hsv_to_rgb(hsv[..., 0], hsv[..., 1], hsv[..., 2])
-        colors[:, 0] = rng.uniform(0.0, 1.0, size=(num, 1))  # grey background: R = G = B
-    else:
-        colors = rng.uniform(0.0, 1.0, size=(num, m, 3))
+    shape, scale, orientation, x, y, ids = _draw_visible_sprites(num_objects, k_max, m, rng)
+    colors = _entity_colors(variant, num, m, rng)  # (num, M, C); row 0 is the background
     present = np.arange(m) <= num_objects[:, None]  # (num, M): background + sprites
+    # Quantised so that `color` is exactly the pixel value / 255.
     palette = np.where(present[..., None], np.rint(255.0 * colors), 0.0).astype(np.uint8)  # (num, M, C)
     flat_ids = ids.astype(np.intp) + (m * np.arange(num))[:, None, None]
     image = np.take(palette.reshape(-1, spec.num_channels), flat_ids, axis=0)  # (num, H, W, C)
