@@ -169,8 +169,10 @@ STAT_STEPS = (250, 500, 750, 1000, 1250, 1500)
 
 
 def torch_init_gap(d: Any) -> list[float]:
-    return [statistics.mean(stat_values("slotattn_torch_init", s)(d)) - statistics.mean(stat_values("official_tf", s)(d))
-            for s in STAT_STEPS]
+    """How far the torch-init group's mean FG-ARI lies above the official model's, at each evaluation."""
+    torch_init, tf = ([statistics.mean(stat_values(g, s)(d)) for s in STAT_STEPS]
+                      for g in ("slotattn_torch_init", "official_tf"))
+    return [a - b for a, b in zip(torch_init, tf)]
 
 
 def welch(key: str) -> Callable[[Any], list[float]]:
@@ -187,6 +189,11 @@ def speed_ratio(recipe: str, model: str, against: str = "reference", key: str = 
 
 def module_row(d: Any, model: str) -> dict:
     return next(r for r in d["module"] if r["model"] == model)
+
+
+def module_vs_lucidrains(model: str) -> Callable[[Any], float]:
+    """How many times faster than lucidrains' module a module variant runs forward + backward."""
+    return lambda d: module_row(d, "lucidrains")["forward_backward_ms"] / module_row(d, model)["forward_backward_ms"]
 
 
 def precision_runs(d: Any, precision: str) -> list[dict]:
@@ -261,16 +268,16 @@ QUOTES: list[Quote] = [
         f"runs.torch_adam.param_diff.{s}.max_abs_diff", f"runs.float32.param_diff.{s}.max_abs_update")
       for s in (10, 30, 100, 300)],
     q(PAPER_EXACT, "the learning rate rises from 0 to {:.2E} at step 50 (`tf.lr` in the JSON)", LOCKSTEP, "tf.lr.49"),
-    q(PAPER_EXACT, "Per-step losses differ by at most {:.1E} relative over steps 1–50; the float64 run differs from the "
-      "float32 one by up to {:.1E}.", LOCKSTEP, lambda d: loss_rel(d, "float32", "tf", 50, True),
+    q(PAPER_EXACT, "Per-step losses differ by at most {:.1E} relative over steps 1–50; the float64 run differs from "
+      "the float32 one by up to {:.1E}.", LOCKSTEP, lambda d: loss_rel(d, "float32", "tf", 50, True),
       lambda d: loss_rel(d, "float32", "float64", 50, True)),
     q(PAPER_EXACT, "The parameters are {:.2f}× (step 10) and {:.2f}× (step 30) as far from TF", LOCKSTEP,
       lockstep_param_ratio(10), lockstep_param_ratio(30)),
     q(PAPER_EXACT, "stay within {:.2f}–{:.2f}× of each other at all five checkpoints ({:.2f}× at step 100, {:.2f}× at "
       "step 200, {:.2f}× at step 300)", LOCKSTEP, lambda d: min(lockstep_ratios(d)), lambda d: max(lockstep_ratios(d)),
       lockstep_param_ratio(100), lockstep_param_ratio(200), lockstep_param_ratio(300)),
-    q(PAPER_EXACT, "the parameters are already {:.0f}× further from TF at step 10 ({:.1E}) than with `KerasAdam` ({:.1E})",
-      LOCKSTEP, lambda d: (d["runs"]["torch_adam"]["param_diff"]["10"]["max_abs_diff"]
+    q(PAPER_EXACT, "the parameters are already {:.0f}× further from TF at step 10 ({:.1E}) than with `KerasAdam` "
+      "({:.1E})", LOCKSTEP, lambda d: (d["runs"]["torch_adam"]["param_diff"]["10"]["max_abs_diff"]
                            / d["runs"]["float32"]["param_diff"]["10"]["max_abs_diff"]),
       "runs.torch_adam.param_diff.10.max_abs_diff", "runs.float32.param_diff.10.max_abs_diff"),
     # docs/paper_exact.md: statistical.
@@ -305,8 +312,7 @@ QUOTES: list[Quote] = [
                                   ("CLEVR6 128×128 (mirrored decoder)", "clevr6", SPEED_CLEVR6)]],
     q(PERFORMANCE, "forward + backward: {:.2f}× faster than lucidrains' `slot-attention` 1.4.0 on the default path, "
       "{:.2f}× in float32 against float32.", SPEED,
-      lambda d: module_row(d, "lucidrains")["forward_backward_ms"] / module_row(d, "slotattn-fast")["forward_backward_ms"],
-      lambda d: module_row(d, "lucidrains")["forward_backward_ms"] / module_row(d, "slotattn-fp32")["forward_backward_ms"]),
+      module_vs_lucidrains("slotattn-fast"), module_vs_lucidrains("slotattn-fp32")),
     q(PERFORMANCE, "peak at {:.1f}× and {:.1f}× float32 ({:.0f} vs {:.0f} and {:.0f} vs {:.0f} GFLOP/s", SPEED,
       lambda d: d["peaks"]["matmul_gflops_bf16"] / d["peaks"]["matmul_gflops_fp32"],
       lambda d: d["peaks"]["conv_gflops_bf16"] / d["peaks"]["conv_gflops_fp32"],
@@ -328,10 +334,12 @@ QUOTES: list[Quote] = [
       or line.startswith(("| fp32", "| bf16"))],
     q(PERFORMANCE, "the bf16 run ends within {:.3f} FG-ARI of the float32 run ({:.3f} / {:.3f}, {:.3f} / {:.3f}, "
       "{:.3f} / {:.3f})", PRECISION, lambda d: max(precision_gaps(d, final=True)),
-      *[lambda d, p=p, i=i: precision_runs(d, p)[i]["curve"][-1]["fg_ari"] for i in range(3) for p in ("fp32", "bf16")]),
+      *[lambda d, p=p, i=i: precision_runs(d, p)[i]["curve"][-1]["fg_ari"]
+        for i in range(3) for p in ("fp32", "bf16")]),
     q(PERFORMANCE, "At single evaluations the two differ by up to {:.3f} (seed 1, step 1,250)", PRECISION,
       lambda d: max(precision_gaps(d, final=False))),
-    q(PERFORMANCE, "The seeds differ from each other by up to {:.3f} at the end (float32: {:.3f} vs {:.3f}).", PRECISION,
+    q(PERFORMANCE, "The seeds differ from each other by up to {:.3f} at the end (float32: {:.3f} vs {:.3f}).",
+      PRECISION,
       lambda d: d["runs"]["fp32"]["0"]["curve"][-1]["fg_ari"] - d["runs"]["fp32"]["2"]["curve"][-1]["fg_ari"],
       "runs.fp32.0.curve.-1.fg_ari", "runs.fp32.2.curve.-1.fg_ari"),
     q(PERFORMANCE, "no effect of bf16 on learning larger than {:.3f} FG-ARI at step {:,}, in 3 paired seeds", PRECISION,
@@ -345,19 +353,24 @@ QUOTES: list[Quote] = [
       "images_seen", share_of_paper(), lambda d: 100 * get(load(CURVE_S1), curve_at(8000))),
     q(REPRODUCTION, "| {:.1f} ({:,} images, {:.2f} %) |", ROW_MDS, lambda d: 100 * d["value"], "images_seen",
       share_of_paper()),
-    q(REPRODUCTION, "One AVX2 core trains about {:,.0f} steps of batch 16 an hour (seed 0: {:,} steps in {:.1f} minutes)",
-      ROW_TETRO, lambda d: round(d["steps"] / d["minutes"] * 60, -2), "steps", "minutes"),
+    q(REPRODUCTION, "One AVX2 core trains about {:,.0f} steps of batch 16 an hour (seed 0: {:,} steps in {:.1f} "
+      "minutes)", ROW_TETRO, lambda d: round(d["steps"] / d["minutes"] * 60, -2), "steps", "minutes"),
+    q(REPRODUCTION, "| needs a GPU ({:.0f} GFLOP per training image, {:.1f} img/s on a CPU core: "
+      "`run_quick_clevr6_mirrored.json`) |", SPEED_CLEVR6,
+      "recipes[recipe=clevr6,model=slotattn-fast].train_gflop_per_image",
+      "recipes[recipe=clevr6,model=slotattn-fast].train_images_per_s"),
     # docs/reproduction.md: Tetrominoes seed 0.
     *[q(REPRODUCTION, f"{{:.3f}} @ {k}k", CURVE_S0, curve_at(1000 * k)) for k in (1, 2, 4, 6, 9, 14, 16, 19, 26, 28, 32,
                                                                                  34, 36, 38)],
     q(REPRODUCTION, "{:.3f} at step {:,}** ({:.0k} images, {:.1f} minutes)", ROW_TETRO, "value", "steps",
       "images_seen", "minutes"),
-    q(REPRODUCTION, "(`docs/models.md`: {:.3f} at T = 5, {:.3f} / {:.3f} at T = 3 / 5 on an unrelated seed)", CARD_TETRO,
-      card_eval(5), card_eval(3, 20261204), card_eval(5, 20261204)),
+    q(REPRODUCTION, "(`docs/models.md`: {:.3f} at T = 5, {:.3f} / {:.3f} at T = 3 / 5 on an unrelated seed)",
+      CARD_TETRO, card_eval(5), card_eval(3, 20261204), card_eval(5, 20261204)),
     # docs/reproduction.md: colours.
     q(REPRODUCTION, "In {:.1f} % of the {} held-out generated scenes ({} scenes) two pieces of the same colour touch",
       COLOUR, lambda d: 100 * d["touching_fraction"], "num", "touching_same_colour"),
-    q(REPRODUCTION, "Segmenting by same-colour regions scores {:.3f} over all scenes", COLOUR, "colour_regions_fg_ari.all"),
+    q(REPRODUCTION, "Segmenting by same-colour regions scores {:.3f} over all scenes", COLOUR,
+      "colour_regions_fg_ari.all"),
     q(REPRODUCTION, "| scenes colours separate ({:.1f} %) | same-colour touching ({:.1f} %) |", COLOUR,
       lambda d: 100 - 100 * d["touching_fraction"], lambda d: 100 * d["touching_fraction"]),
     *[q(REPRODUCTION, f"| {label} | 3 / 5 / 7 | " + " | ".join(["{:.3f} / {:.3f} / {:.3f}"] * 3) + " |", COLOUR,
@@ -370,8 +383,8 @@ QUOTES: list[Quote] = [
       colour("step_00038055", 3, "all")),
     q(REPRODUCTION, "the paper's model saw {:.1f}× more training images (32M against {:,})", ROW_TETRO,
       lambda d: PAPER_IMAGES / d["images_seen"], "images_seen"),
-    q(REPRODUCTION, "{:.3f} / {:.3f} / {:.3f} at T = 3 / 5 / 7 on the held-out seed, {:.3f} / {:.3f} / {:.3f} on scenes "
-      "of seed 4242", STEP14K, *[f"[eval_seed={seed},num_iterations={t}].fg_ari" for seed in (1000003, 4242)
+    q(REPRODUCTION, "{:.3f} / {:.3f} / {:.3f} at T = 3 / 5 / 7 on the held-out seed, {:.3f} / {:.3f} / {:.3f} on "
+      "scenes of seed 4242", STEP14K, *[f"[eval_seed={seed},num_iterations={t}].fg_ari" for seed in (1000003, 4242)
                                 for t in (3, 5, 7)]),
     # docs/reproduction.md: Tetrominoes seed 1 and both seeds.
     *[q(REPRODUCTION, f"{{:.3f}} @ {k}k", CURVE_S1, curve_at(1000 * k)) for k in (1, 2, 3, 4, 6, 7, 8)],
@@ -395,8 +408,8 @@ QUOTES: list[Quote] = [
       for s in (1000, 2000, 2500, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 9500, 10000, 10182)],
     q(REPRODUCTION, "FG-ARI 0.90 was reached at step {:,} ({:.1f} minutes); 0.97 not within the run.", CURVE_PAPER,
       lambda d: d["reached"]["0.9"]["step"], lambda d: d["reached"]["0.9"]["minutes"]),
-    q(REPRODUCTION, "The best evaluation was {:.3f} at step {:,} ({:.1f} minutes); the last (step {:,}, {:.0f} minutes) "
-      "gave {:.3f}.", CURVE_PAPER, "best.fg_ari", "best.step", "best.minutes", "final_step", "minutes",
+    q(REPRODUCTION, "The best evaluation was {:.3f} at step {:,} ({:.1f} minutes); the last (step {:,}, {:.0f} "
+      "minutes) gave {:.3f}.", CURVE_PAPER, "best.fg_ari", "best.step", "best.minutes", "final_step", "minutes",
       "curve.-1.fg_ari"),
     q(REPRODUCTION, "Throughput: median {:.1f} training images/s", CURVE_PAPER, "median_train_img_per_s"),
     q(REPRODUCTION, "ARI with the background stays low (≤ {:.3f})", CURVE_PAPER,
@@ -407,6 +420,9 @@ QUOTES: list[Quote] = [
     q(MODELS, "`tetrominoes` saw {:.2f} % and `multi_dsprites` {:.2f} % of the paper's 32 million", CARD_TETRO,
       share_of_paper(), lambda d: 100 * load(CARD_MDS)["images_seen"] / PAPER_IMAGES),
     q(MODELS, "(ARI with the background: {:.2f})", CARD_TETRO, card_eval(3, key="ari")),
+    q(MODELS, "the model costs {:.0f} GFLOP per training image, {:.1f} img/s on a CPU core", SPEED_CLEVR6,
+      "recipes[recipe=clevr6,model=slotattn-fast].train_gflop_per_image",
+      "recipes[recipe=clevr6,model=slotattn-fast].train_images_per_s"),
     q(MODELS, "({:.1f} % of generated scenes;", COLOUR, lambda d: 100 * d["touching_fraction"]),
     q(MODELS, "this checkpoint scores FG-ARI {:.3f} at T = 3 and **{:.3f} at T = 5**", COLOUR,
       colour("step_00038055", 3, "colours_separate"), colour("step_00038055", 5, "colours_separate")),
@@ -432,7 +448,8 @@ QUOTES: list[Quote] = [
         lambda d, r=r: module_row(d, "reference")["forward_backward_ms"] / r["forward_backward_ms"],
         lambda d, r=r: module_row(d, "lucidrains")["forward_backward_ms"] / r["forward_backward_ms"])
       for r in load(SPEED)["module"]],
-    q(BENCHMARKS, "| matmul 2048×2048 | {:.0f} | {:.0f} |", SPEED, "peaks.matmul_gflops_fp32", "peaks.matmul_gflops_bf16"),
+    q(BENCHMARKS, "| matmul 2048×2048 | {:.0f} | {:.0f} |", SPEED, "peaks.matmul_gflops_fp32",
+      "peaks.matmul_gflops_bf16"),
     *[q(BENCHMARKS, f"{recipe}: slotattn vs reference with shared weights and slot noise, max |Δ recon| = {{:.1e}}",
         SPEED, f"recipes[recipe={recipe},model=slotattn-fp32].max_recon_difference_vs_reference")
       for recipe in ("tetrominoes", "multi_dsprites")],
@@ -447,10 +464,9 @@ QUOTES: list[Quote] = [
       speed_ratio("tetrominoes", "slotattn-fast"), speed_ratio("multi_dsprites", "slotattn-fast"),
       lambda d: speed_ratio("clevr6", "slotattn-fast")(load(SPEED_CLEVR6))),
     q(BENCHMARKS, "fast path **{:.2f}×** ✓ (float32 vs float32: {:.2f}×)", SPEED,
-      lambda d: module_row(d, "lucidrains")["forward_backward_ms"] / module_row(d, "slotattn-fast")["forward_backward_ms"],
-      lambda d: module_row(d, "lucidrains")["forward_backward_ms"] / module_row(d, "slotattn-fp32")["forward_backward_ms"]),
-    q(BENCHMARKS, "the same run measures bf16 at {:.1f}–{:.1f}× float32 (matmul {:.0f} vs {:.0f}, conv {:.0f} vs {:.0f} "
-      "GFLOP/s on one core)", SPEED, lambda d: d["peaks"]["conv_gflops_bf16"] / d["peaks"]["conv_gflops_fp32"],
+      module_vs_lucidrains("slotattn-fast"), module_vs_lucidrains("slotattn-fp32")),
+    q(BENCHMARKS, "the same run measures bf16 at {:.1f}–{:.1f}× float32 (matmul {:.0f} vs {:.0f}, conv {:.0f} vs "
+      "{:.0f} GFLOP/s on one core)", SPEED, lambda d: d["peaks"]["conv_gflops_bf16"] / d["peaks"]["conv_gflops_fp32"],
       lambda d: d["peaks"]["matmul_gflops_bf16"] / d["peaks"]["matmul_gflops_fp32"], "peaks.matmul_gflops_bf16",
       "peaks.matmul_gflops_fp32", "peaks.conv_gflops_bf16", "peaks.conv_gflops_fp32"),
     q(BENCHMARKS, "slotattn-fast reaches {:.0f}–{:.0f} % of that bf16 peak", SPEED,
