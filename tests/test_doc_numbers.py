@@ -1,0 +1,513 @@
+"""Every number the README and the docs quote from a committed results JSON equals that JSON.
+
+QUOTES is the registry, one entry per quoted text: (page, text, JSON file, values). `text` is the text as the page
+has it, with `{...}` fields in `str.format` syntax; `values` fill the fields in order. A value is a key path into
+the JSON (`a.b.0`, `list[key=value,key=value].c`, `*` for every element) or, for a derived number (a ratio, a
+sample std, a percentage), a function of the parsed JSON. The test formats the values into the text and asserts
+that the result is on the page, with whitespace and line breaks collapsed. So a number edited on a page, or a JSON
+rewritten without the page, fails here.
+
+Besides Python's format specs, a field can end in `E` (scientific with a short exponent: `{:.2E}` gives 1.96e-4)
+or `k` (thousands: `{:.0k}` gives 609k). Numbers that come from no committed JSON (the demo transcript, benchmark
+notes kept as prose) carry their date and machine on the page and are not listed here.
+"""
+
+import json
+import math
+import re
+import statistics
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = "benchmarks/results"
+PAPER_IMAGES = 500_000 * 64  # the paper's training: 500k steps of batch 64 (Sec. 4 / appendix)
+
+README, PAPER_EXACT, PERFORMANCE = "README.md", "docs/paper_exact.md", "docs/performance.md"
+REPRODUCTION, MODELS, BENCHMARKS = "docs/reproduction.md", "docs/models.md", "benchmarks/README.md"
+
+LOCKSTEP = f"{RESULTS}/parity/lockstep.json"
+STATISTICAL = f"{RESULTS}/parity/statistical.json"
+PRECISION = f"{RESULTS}/precision_curves.json"
+SPEED = f"{RESULTS}/run_quick_1core.json"
+SPEED_CLEVR6 = f"{RESULTS}/run_quick_clevr6_mirrored.json"
+CURVE_PAPER = f"{RESULTS}/learning_curve_paper_bs16.json"
+CARD_TETRO = f"{RESULTS}/pretrained/tetrominoes.json"
+CARD_MDS = f"{RESULTS}/pretrained/multi_dsprites.json"
+ROW_TETRO = f"{RESULTS}/reproduce/tetrominoes.json"
+ROW_MDS = f"{RESULTS}/reproduce/multi_dsprites.json"
+CURVE_S0 = f"{RESULTS}/reproduce/tetrominoes_cpu_s0.json"
+CURVE_S1 = f"{RESULTS}/reproduce/tetrominoes_cpu_s1.json"
+SEEDS = f"{RESULTS}/reproduce/tetrominoes_cpu_seeds.json"
+STEP14K = f"{RESULTS}/reproduce/tetrominoes_cpu_s0_step14000_evals.json"
+COLOUR = f"{RESULTS}/reproduce/tetrominoes_colour_ceiling.json"
+CURVE_MDS = f"{RESULTS}/reproduce/multi_dsprites_cpu_ft.json"
+
+Value = str | Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Quote:
+    page: str
+    text: str
+    file: str
+    values: tuple[Value, ...]
+
+    def __str__(self) -> str:
+        return f"{self.page}: {self.text!r} <- {self.file}"
+
+
+def q(page: str, text: str, file: str, *values: Value) -> Quote:
+    return Quote(page, text, file, values)
+
+
+# -- reading and formatting -------------------------------------------------------------------------------------------
+
+
+@cache
+def load(file: str) -> Any:
+    return json.loads((ROOT / file).read_text())
+
+
+def _literal(text: str) -> Any:
+    return {"None": None, "true": True, "false": False}.get(text, int(text) if re.fullmatch(r"-?\d+", text) else text)
+
+
+def get(data: Any, path: str) -> Any:
+    """The value at a key path: `a.b`, `list.0`, `list[k=v,k2=v2]` (the one element that matches), `*` (a list of
+    every element's value for the rest of the path)."""
+    if not path:
+        return data
+    head, _, rest = path.partition(".")
+    if head == "*":
+        items = data.values() if isinstance(data, dict) else data
+        return [get(item, rest) for item in items]
+    match = re.fullmatch(r"([^\[]*)(?:\[(.+)\])?", head)
+    key, selector = match.group(1), match.group(2)
+    if key:
+        data = data[int(key)] if isinstance(data, list) else data[key]
+    if selector:
+        wanted = dict(part.split("=", 1) for part in selector.split(","))
+        found = [item for item in data if all(item.get(k) == _literal(v) for k, v in wanted.items())]
+        assert len(found) == 1, f"{path}: {len(found)} elements match [{selector}]"
+        data = found[0]
+    return get(data, rest)
+
+
+def sd(values: list[float]) -> float:
+    """Sample standard deviation (n - 1), the one the pages quote."""
+    return statistics.stdev(values)
+
+
+class Num:
+    """A number formatted with Python's specs plus `E` (short exponent) and `k` (thousands)."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        if spec.endswith("E"):
+            if self.value == 0:
+                return "0"
+            mantissa, exponent = format(self.value, spec[:-1] + "e").split("e")
+            return f"{mantissa}e{int(exponent)}"
+        if spec.endswith("k"):
+            return format(self.value / 1000, spec[:-1] + "f") + "k"
+        return format(self.value, spec)
+
+
+def expected(quote: Quote) -> str:
+    data = load(quote.file)
+    values = [v(data) if callable(v) else get(data, v) for v in quote.values]
+    return quote.text.format(*(Num(v) for v in values))
+
+
+def normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+# -- derived numbers ------------------------------------------------------------------------------------------------
+
+
+def lockstep_param_ratio(step: int) -> Callable[[Any], float]:
+    """slotattn fp32's parameter distance from TF over slotattn fp64's from fp32, at one of TF's checkpoints."""
+    return lambda d: (d["runs"]["float32"]["param_diff"][str(step)]["max_abs_diff"]
+                      / d["float64_vs_float32"][str(step)]["max_abs_diff"])
+
+
+LOCKSTEP_STEPS = (10, 30, 100, 200, 300)
+
+
+def lockstep_ratios(d: Any) -> list[float]:
+    return [lockstep_param_ratio(s)(d) for s in LOCKSTEP_STEPS]
+
+
+def loss_rel(d: Any, run: str, other: str, step: int, largest: bool) -> float:
+    """Relative loss difference of `run` against `other` (its loss the denominator) at a step, or the largest over
+    steps 1..step; runs are "tf" or slotattn's "float32" / "float64"."""
+    losses = {"tf": d["tf"]["loss"], **{name: r["loss"] for name, r in d["runs"].items()}}
+    rel = [abs(a - b) / abs(b) for a, b in zip(losses[run], losses[other])]
+    return max(rel[:step]) if largest else rel[step - 1]
+
+
+def stat_values(group: str, step: int) -> Callable[[Any], list[float]]:
+    return lambda d: [next(e["fg_ari"] for e in runs if e["step"] == step) for runs in d["runs"][group].values()]
+
+
+def stat_cell(group: str, step: int) -> tuple[Value, ...]:
+    """mean, sample std, min, max of one group at one evaluation (3 seeds)."""
+    values = stat_values(group, step)
+    return (lambda d: statistics.mean(values(d)), lambda d: sd(values(d)), lambda d: min(values(d)),
+            lambda d: max(values(d)))
+
+
+STAT_STEPS = (250, 500, 750, 1000, 1250, 1500)
+
+
+def torch_init_gap(d: Any) -> list[float]:
+    """How far the torch-init group's mean FG-ARI lies above the official model's, at each evaluation."""
+    torch_init, tf = ([statistics.mean(stat_values(g, s)(d)) for s in STAT_STEPS]
+                      for g in ("slotattn_torch_init", "official_tf"))
+    return [a - b for a, b in zip(torch_init, tf)]
+
+
+def welch(key: str) -> Callable[[Any], list[float]]:
+    return lambda d: [d["summary"][key][str(s)] for s in STAT_STEPS]
+
+
+def speed_row(d: Any, recipe: str, model: str) -> dict:
+    return next(r for r in d["recipes"] if r["recipe"] == recipe and r["model"] == model)
+
+
+def speed_ratio(recipe: str, model: str, against: str = "reference", key: str = "train_images_per_s") -> Callable:
+    return lambda d: speed_row(d, recipe, model)[key] / speed_row(d, recipe, against)[key]
+
+
+def module_row(d: Any, model: str) -> dict:
+    return next(r for r in d["module"] if r["model"] == model)
+
+
+def module_vs_lucidrains(model: str) -> Callable[[Any], float]:
+    """How many times faster than lucidrains' module a module variant runs forward + backward."""
+    return lambda d: module_row(d, "lucidrains")["forward_backward_ms"] / module_row(d, model)["forward_backward_ms"]
+
+
+def precision_runs(d: Any, precision: str) -> list[dict]:
+    return [d["runs"][precision][seed] for seed in sorted(d["runs"][precision])]
+
+
+def precision_gaps(d: Any, final: bool) -> list[float]:
+    gaps = []
+    for fp32, bf16 in zip(precision_runs(d, "fp32"), precision_runs(d, "bf16")):
+        pairs = list(zip(fp32["curve"], bf16["curve"]))
+        assert all(a["step"] == b["step"] for a, b in pairs)
+        gaps += [abs(a["fg_ari"] - b["fg_ari"]) for a, b in (pairs[-1:] if final else pairs)]
+    return gaps
+
+
+def card_eval(num_iterations: int, eval_seed: int | None = None, key: str = "fg_ari") -> str:
+    return f"evaluation[eval_seed={eval_seed},num_iterations={num_iterations}].{key}"
+
+
+def colour(checkpoint: str, num_iterations: int, subset: str) -> Callable:
+    return lambda d: next(m["fg_ari"][subset] for m in d["models"]
+                          if checkpoint in m["checkpoint"] and m["num_iterations"] == num_iterations)
+
+
+def step_of(checkpoint: str) -> Callable:
+    """The step in the file name of a colour-ceiling checkpoint (step_00008135.pt -> 8135)."""
+    return lambda d: int(re.search(r"step_(\d+)\.pt", next(m["checkpoint"] for m in d["models"]
+                                                              if checkpoint in m["checkpoint"])).group(1))
+
+
+def curve_at(step: int, key: str = "fg_ari") -> str:
+    return f"curve[step={step}].{key}"
+
+
+def share_of_paper(key: str = "images_seen") -> Callable:
+    return lambda d: 100 * d[key] / PAPER_IMAGES
+
+
+def fine_tune_images(d: Any) -> int:
+    return d["images_seen"] - d["started_from"]["images"]
+
+
+def fine_tune_rate(d: Any) -> float:
+    """Images/s of the Multi-dSprites fine-tuning (the row's images and minutes less those it started from)."""
+    return fine_tune_images(d) / (60 * (d["minutes"] - d["started_from"]["minutes"]))
+
+
+# -- the registry ---------------------------------------------------------------------------------------------------
+
+QUOTES: list[Quote] = [
+    # README: the shipped models.
+    q(README, "`tetrominoes` (FG-ARI {:.3f} on {} held-out scenes)", CARD_TETRO, card_eval(3), card_eval(3, key="num")),
+    q(README, "`multi_dsprites` (FG-ARI {:.3f}, objects only partly", CARD_MDS, card_eval(3)),
+    q(README, "the paper's model after {:.0k} training images", ROW_TETRO, "images_seen"),
+    # docs/paper_exact.md: the summary list.
+    q(PAPER_EXACT, "through step 50 of the warm-up (learning rate {:.2E} at step 50)", LOCKSTEP, "tf.lr.49"),
+    q(PAPER_EXACT, "the two parameter distances are {:.2f}–{:.2f}× apart at the checkpoints up to step 300", LOCKSTEP,
+      lambda d: min(lockstep_ratios(d)), lambda d: max(lockstep_ratios(d))),
+    q(PAPER_EXACT, "a Welch test finds no difference (p ≥ {:.2f})", STATISTICAL,
+      lambda d: min(welch("slotattn_vs_tf_welch_p")(d))),
+    # docs/paper_exact.md: lock-step.
+    q(PAPER_EXACT, "| 1 | {:.0E} | {:.0E} | {:.0E} | {:.0E} | {:.0E} | {:.0E} (lr = {:.0f} at step 0) |", LOCKSTEP,
+      lambda d: loss_rel(d, "float32", "tf", 1, False), lambda d: loss_rel(d, "float32", "float64", 1, False),
+      "runs.float32.param_diff.1.max_abs_diff", "float64_vs_float32.1.max_abs_diff",
+      "runs.torch_adam.param_diff.1.max_abs_diff", "runs.float32.param_diff.1.max_abs_update", "tf.lr.0"),
+    *[q(PAPER_EXACT, f"| {s} | {{:.1E}} ({{:.1E}}) | {{:.1E}} ({{:.1E}}) | {{:.1E}} | {{:.1E}} | {{:.1E}} | {{:.1E}} |",
+        LOCKSTEP, lambda d, s=s: loss_rel(d, "float32", "tf", s, False),
+        lambda d, s=s: loss_rel(d, "float32", "tf", s, True),
+        lambda d, s=s: loss_rel(d, "float32", "float64", s, False),
+        lambda d, s=s: loss_rel(d, "float32", "float64", s, True),
+        f"runs.float32.param_diff.{s}.max_abs_diff", f"float64_vs_float32.{s}.max_abs_diff",
+        f"runs.torch_adam.param_diff.{s}.max_abs_diff", f"runs.float32.param_diff.{s}.max_abs_update")
+      for s in (10, 30, 100, 300)],
+    q(PAPER_EXACT, "the learning rate rises from 0 to {:.2E} at step 50 (`tf.lr` in the JSON)", LOCKSTEP, "tf.lr.49"),
+    q(PAPER_EXACT, "Per-step losses differ by at most {:.1E} relative over steps 1–50; the float64 run differs from "
+      "the float32 one by up to {:.1E}.", LOCKSTEP, lambda d: loss_rel(d, "float32", "tf", 50, True),
+      lambda d: loss_rel(d, "float32", "float64", 50, True)),
+    q(PAPER_EXACT, "The parameters are {:.2f}× (step 10) and {:.2f}× (step 30) as far from TF", LOCKSTEP,
+      lockstep_param_ratio(10), lockstep_param_ratio(30)),
+    q(PAPER_EXACT, "stay within {:.2f}–{:.2f}× of each other at all five checkpoints ({:.2f}× at step 100, {:.2f}× at "
+      "step 200, {:.2f}× at step 300)", LOCKSTEP, lambda d: min(lockstep_ratios(d)), lambda d: max(lockstep_ratios(d)),
+      lockstep_param_ratio(100), lockstep_param_ratio(200), lockstep_param_ratio(300)),
+    q(PAPER_EXACT, "the parameters are already {:.0f}× further from TF at step 10 ({:.1E}) than with `KerasAdam` "
+      "({:.1E})", LOCKSTEP, lambda d: (d["runs"]["torch_adam"]["param_diff"]["10"]["max_abs_diff"]
+                           / d["runs"]["float32"]["param_diff"]["10"]["max_abs_diff"]),
+      "runs.torch_adam.param_diff.10.max_abs_diff", "runs.float32.param_diff.10.max_abs_diff"),
+    # docs/paper_exact.md: statistical.
+    q(PAPER_EXACT, "Three groups × seeds 0, 1, 2 on the same {:,} generated Tetrominoes scenes", STATISTICAL,
+      "setup.train_scenes"),
+    q(PAPER_EXACT, "the same {} held-out scenes. Rerunning", STATISTICAL, "setup.num_eval"),
+    q(PAPER_EXACT, "the population std, {:.2f}× smaller for n = {}.", STATISTICAL,
+      lambda d: math.sqrt(d["summary"]["official_tf"]["250"]["n"] / (d["summary"]["official_tf"]["250"]["n"] - 1)),
+      "summary.official_tf.250.n"),
+    *[q(PAPER_EXACT, f"| {s} | " + " | ".join(["{:.3f} ± {:.3f} [{:.3f}, {:.3f}]"] * 3) + " | {} | {:.2f} | {:.3f} |",
+        STATISTICAL, *stat_cell("official_tf", s), *stat_cell("slotattn", s), *stat_cell("slotattn_torch_init", s),
+        lambda d, s=s: "yes" if d["summary"]["slotattn_mean_inside_tf_range"][str(s)] else "no",
+        f"summary.slotattn_vs_tf_welch_p.{s}", f"summary.slotattn_torch_init_vs_tf_welch_p.{s}")
+      for s in STAT_STEPS],
+    q(PAPER_EXACT, "the Welch p-values are {:.2f}–{:.2f}.", STATISTICAL,
+      lambda d: min(welch("slotattn_vs_tf_welch_p")(d)), lambda d: max(welch("slotattn_vs_tf_welch_p")(d))),
+    q(PAPER_EXACT, "The torch-init group's mean is {:.2f}–{:.2f} FG-ARI above TF's", STATISTICAL,
+      lambda d: min(torch_init_gap(d)), lambda d: max(torch_init_gap(d))),
+    q(PAPER_EXACT, "only at step 250 (p = {:.3f}); after that p is {:.2f}–{:.2f}.", STATISTICAL,
+      "summary.slotattn_torch_init_vs_tf_welch_p.250",
+      lambda d: min(welch("slotattn_torch_init_vs_tf_welch_p")(d)[1:]),
+      lambda d: max(welch("slotattn_torch_init_vs_tf_welch_p")(d)[1:])),
+    q(PAPER_EXACT, "slotattn is at {:.3f} ± {:.3f} (n = 3) by step 1,500, against {:.3f} ± {:.3f} for TF.",
+      STATISTICAL, *stat_cell("slotattn_torch_init", 1500)[:2], *stat_cell("official_tf", 1500)[:2]),
+    # docs/performance.md: speed.
+    q(PERFORMANCE, "Each number is the median of {} interleaved repeats.", SPEED,
+      lambda d: len(d["recipes"][0]["train_seconds"])),
+    *[q(PERFORMANCE, f"| {label} | {{:.2f}}× | {{:.2f}}× |", file, speed_ratio(recipe, "slotattn-fast"),
+        speed_ratio(recipe, "slotattn-fp32"))
+      for label, recipe, file in [("Tetrominoes 35×35", "tetrominoes", SPEED),
+                                  ("Multi-dSprites 64×64", "multi_dsprites", SPEED),
+                                  ("CLEVR6 128×128 (mirrored decoder)", "clevr6", SPEED_CLEVR6)]],
+    q(PERFORMANCE, "forward + backward: {:.2f}× faster than lucidrains' `slot-attention` 1.4.0 on the default path, "
+      "{:.2f}× in float32 against float32.", SPEED,
+      module_vs_lucidrains("slotattn-fast"), module_vs_lucidrains("slotattn-fp32")),
+    q(PERFORMANCE, "peak at {:.1f}× and {:.1f}× float32 ({:.0f} vs {:.0f} and {:.0f} vs {:.0f} GFLOP/s", SPEED,
+      lambda d: d["peaks"]["matmul_gflops_bf16"] / d["peaks"]["matmul_gflops_fp32"],
+      lambda d: d["peaks"]["conv_gflops_bf16"] / d["peaks"]["conv_gflops_fp32"],
+      "peaks.matmul_gflops_bf16", "peaks.matmul_gflops_fp32", "peaks.conv_gflops_bf16", "peaks.conv_gflops_fp32"),
+    q(PERFORMANCE, "training drops from {:.2f} to {:.2f} GFLOP per image (Multi-dSprites {:.2f} → {:.2f})", SPEED,
+      lambda d: speed_row(d, "tetrominoes", "reference")["train_gflop_per_image"],
+      lambda d: speed_row(d, "tetrominoes", "slotattn-fp32")["train_gflop_per_image"],
+      lambda d: speed_row(d, "multi_dsprites", "reference")["train_gflop_per_image"],
+      lambda d: speed_row(d, "multi_dsprites", "slotattn-fp32")["train_gflop_per_image"]),
+    q(PERFORMANCE, "(module forward {:.2f} → {:.2f} GFLOP at N = {})", SPEED, "module[model=reference].forward_gflop",
+      "module[model=slotattn-fp32].forward_gflop", "module[model=reference].num_inputs"),
+    q(PERFORMANCE, "the default path trained Tetrominoes {:.2f}× faster than the float32 path ({:.2f} vs {:.2f} img/s",
+      SPEED, speed_ratio("tetrominoes", "slotattn-fast", "slotattn-fp32"),
+      lambda d: speed_row(d, "tetrominoes", "slotattn-fast")["train_images_per_s"],
+      lambda d: speed_row(d, "tetrominoes", "slotattn-fp32")["train_images_per_s"]),
+    # docs/performance.md: bf16 learning curves (the tables are the ones the script wrote into the JSON).
+    *[q(PERFORMANCE, line.replace("{", "{{").replace("}", "}}"), PRECISION)
+      for line in load(PRECISION)["table"].splitlines() if line.startswith("| ") and line[2].isdigit()
+      or line.startswith(("| fp32", "| bf16"))],
+    q(PERFORMANCE, "the bf16 run ends within {:.3f} FG-ARI of the float32 run ({:.3f} / {:.3f}, {:.3f} / {:.3f}, "
+      "{:.3f} / {:.3f})", PRECISION, lambda d: max(precision_gaps(d, final=True)),
+      *[lambda d, p=p, i=i: precision_runs(d, p)[i]["curve"][-1]["fg_ari"]
+        for i in range(3) for p in ("fp32", "bf16")]),
+    q(PERFORMANCE, "At single evaluations the two differ by up to {:.3f} (seed 1, step 1,250)", PRECISION,
+      lambda d: max(precision_gaps(d, final=False))),
+    q(PERFORMANCE, "The seeds differ from each other by up to {:.3f} at the end (float32: {:.3f} vs {:.3f}).",
+      PRECISION,
+      lambda d: d["runs"]["fp32"]["0"]["curve"][-1]["fg_ari"] - d["runs"]["fp32"]["2"]["curve"][-1]["fg_ari"],
+      "runs.fp32.0.curve.-1.fg_ari", "runs.fp32.2.curve.-1.fg_ari"),
+    q(PERFORMANCE, "no effect of bf16 on learning larger than {:.3f} FG-ARI at step {:,}, in 3 paired seeds", PRECISION,
+      lambda d: max(precision_gaps(d, final=True)), "runs.fp32.0.final_step"),
+    q(PERFORMANCE, "bf16 trains {:.1f}× faster on this model ({:.1f} vs {:.1f} img/s, seed 0)", PRECISION,
+      lambda d: d["runs"]["bf16"]["0"]["median_train_img_per_s"] / d["runs"]["fp32"]["0"]["median_train_img_per_s"],
+      "runs.bf16.0.median_train_img_per_s", "runs.fp32.0.median_train_img_per_s"),
+    # docs/reproduction.md: the rows.
+    q(REPRODUCTION, "| seed 0: {:.1f} at T = 3, {:.1f} at T = 5 ({:,} images, {:.2f} % of the paper's 32M); seed 1: "
+      "{:.1f} at step 8,000 |", CARD_TETRO, lambda d: 100 * get(d, card_eval(3)), lambda d: 100 * get(d, card_eval(5)),
+      "images_seen", share_of_paper(), lambda d: 100 * get(load(CURVE_S1), curve_at(8000))),
+    q(REPRODUCTION, "| {:.1f} ({:,} images, {:.2f} %) |", ROW_MDS, lambda d: 100 * d["value"], "images_seen",
+      share_of_paper()),
+    q(REPRODUCTION, "One AVX2 core trains about {:,.0f} steps of batch 16 an hour (seed 0: {:,} steps in {:.1f} "
+      "minutes)", ROW_TETRO, lambda d: round(d["steps"] / d["minutes"] * 60, -2), "steps", "minutes"),
+    q(REPRODUCTION, "| needs a GPU ({:.0f} GFLOP per training image, {:.1f} img/s on a CPU core: "
+      "`run_quick_clevr6_mirrored.json`) |", SPEED_CLEVR6,
+      "recipes[recipe=clevr6,model=slotattn-fast].train_gflop_per_image",
+      "recipes[recipe=clevr6,model=slotattn-fast].train_images_per_s"),
+    # docs/reproduction.md: Tetrominoes seed 0.
+    *[q(REPRODUCTION, f"{{:.3f}} @ {k}k", CURVE_S0, curve_at(1000 * k)) for k in (1, 2, 4, 6, 9, 14, 16, 19, 26, 28, 32,
+                                                                                 34, 36, 38)],
+    q(REPRODUCTION, "{:.3f} at step {:,}** ({:.0k} images, {:.1f} minutes)", ROW_TETRO, "value", "steps",
+      "images_seen", "minutes"),
+    q(REPRODUCTION, "(`docs/models.md`: {:.3f} at T = 5, {:.3f} / {:.3f} at T = 3 / 5 on an unrelated seed)",
+      CARD_TETRO, card_eval(5), card_eval(3, 20261204), card_eval(5, 20261204)),
+    # docs/reproduction.md: colours.
+    q(REPRODUCTION, "In {:.1f} % of the {} held-out generated scenes ({} scenes) two pieces of the same colour touch",
+      COLOUR, lambda d: 100 * d["touching_fraction"], "num", "touching_same_colour"),
+    q(REPRODUCTION, "Segmenting by same-colour regions scores {:.3f} over all scenes", COLOUR,
+      "colour_regions_fg_ari.all"),
+    q(REPRODUCTION, "| scenes colours separate ({:.1f} %) | same-colour touching ({:.1f} %) |", COLOUR,
+      lambda d: 100 - 100 * d["touching_fraction"], lambda d: 100 * d["touching_fraction"]),
+    *[q(REPRODUCTION, f"| {label} | 3 / 5 / 7 | " + " | ".join(["{:.3f} / {:.3f} / {:.3f}"] * 3) + " |", COLOUR,
+        *[colour(ckpt, t, subset) for subset in ("all", "colours_separate", "touching_same_colour")
+          for t in (3, 5, 7)])
+      for label, ckpt in [("seed 0, step 38,055", "step_00038055"), ("seed 1, step 8,135", "step_00008135")]],
+    q(REPRODUCTION, "On the {:.1f} % of scenes where colours separate the pieces, seed 0 reaches {:.3f} at test-time "
+      "T = 5.", COLOUR, lambda d: 100 - 100 * d["touching_fraction"], colour("step_00038055", 5, "colours_separate")),
+    q(REPRODUCTION, "Like for like (all {} scenes, T = 3), seed 0 has {:.3f}.", COLOUR, "num",
+      colour("step_00038055", 3, "all")),
+    q(REPRODUCTION, "the paper's model saw {:.1f}× more training images (32M against {:,})", ROW_TETRO,
+      lambda d: PAPER_IMAGES / d["images_seen"], "images_seen"),
+    q(REPRODUCTION, "{:.3f} / {:.3f} / {:.3f} at T = 3 / 5 / 7 on the held-out seed, {:.3f} / {:.3f} / {:.3f} on "
+      "scenes of seed 4242", STEP14K, *[f"[eval_seed={seed},num_iterations={t}].fg_ari" for seed in (1000003, 4242)
+                                for t in (3, 5, 7)]),
+    # docs/reproduction.md: Tetrominoes seed 1 and both seeds.
+    *[q(REPRODUCTION, f"{{:.3f}} @ {k}k", CURVE_S1, curve_at(1000 * k)) for k in (1, 2, 3, 4, 6, 7, 8)],
+    q(REPRODUCTION, "stopped at step {:,} ({:.0k} images, {:.0f} minutes)", COLOUR, step_of("step_00008135"),
+      lambda d: 16 * step_of("step_00008135")(d), lambda d: load(CURVE_S1)["minutes"]),
+    q(REPRODUCTION, "FG-ARI {:.3f} ± {:.3f} at step 8,000 (mean ± sample std, n = {}: {:.3f} and {:.3f})", SEEDS,
+      "common_steps[step=8000].mean", lambda d: sd(list(get(d, "common_steps[step=8000].fg_ari").values())),
+      lambda d: len(get(d, "common_steps[step=8000].fg_ari")), "common_steps[step=8000].fg_ari.tetrominoes_cpu_s0",
+      "common_steps[step=8000].fg_ari.tetrominoes_cpu_s1"),
+    # docs/reproduction.md: Multi-dSprites.
+    q(REPRODUCTION, "one core, ~{:.1f} img/s", ROW_MDS, fine_tune_rate),
+    q(REPRODUCTION, "FG-ARI {:.3f} @ {:,}, {:.3f} @ {:,}, {:.3f} @ {:,}, {:.3f} @ {:,}, {:.3f} @ {:,}", CURVE_MDS,
+      *[v for i in range(5) for v in (f"curve.{i}.fg_ari", f"curve.{i}.step")]),
+    q(REPRODUCTION, "**{:.3f} at step {:,}** ({:.0k} new images, {:.0k} in all, {:.0f} minutes in all)", ROW_MDS,
+      "value", "steps", fine_tune_images, "images_seen", "minutes"),
+    q(REPRODUCTION, "The paper's 32M images are ~{:.0f} CPU-days at this speed.", ROW_MDS,
+      lambda d: PAPER_IMAGES / fine_tune_rate(d) / 86400),
+    # docs/reproduction.md: the paper's recipe on one core.
+    *[q(REPRODUCTION, f"| {s} | {{:.1f}} | {{:,}} | {{:.3f}} | {{:.3f}} | {{:.3f}} |", CURVE_PAPER,
+        curve_at(s, "minutes"), lambda d, s=s: 16 * s, curve_at(s), curve_at(s, "ari"), curve_at(s, "mbo"))
+      for s in (1000, 2000, 2500, 3000, 4000, 5000, 6000, 7000, 8000, 9000, 9500, 10000, 10182)],
+    q(REPRODUCTION, "FG-ARI 0.90 was reached at step {:,} ({:.1f} minutes); 0.97 not within the run.", CURVE_PAPER,
+      lambda d: d["reached"]["0.9"]["step"], lambda d: d["reached"]["0.9"]["minutes"]),
+    q(REPRODUCTION, "The best evaluation was {:.3f} at step {:,} ({:.1f} minutes); the last (step {:,}, {:.0f} "
+      "minutes) gave {:.3f}.", CURVE_PAPER, "best.fg_ari", "best.step", "best.minutes", "final_step", "minutes",
+      "curve.-1.fg_ari"),
+    q(REPRODUCTION, "Throughput: median {:.1f} training images/s", CURVE_PAPER, "median_train_img_per_s"),
+    q(REPRODUCTION, "ARI with the background stays low (≤ {:.3f})", CURVE_PAPER,
+      lambda d: max(e["ari"] for e in d["curve"])),
+    q(REPRODUCTION, "The run saw {:,} images, {:.2f} % of the paper's 32M", CURVE_PAPER, lambda d: 16 * d["final_step"],
+      lambda d: 100 * 16 * d["final_step"] / PAPER_IMAGES),  # batch 16, as the page says
+    # docs/models.md (its card tables are checked by tests/test_pretrained.py).
+    q(MODELS, "`tetrominoes` saw {:.2f} % and `multi_dsprites` {:.2f} % of the paper's 32 million", CARD_TETRO,
+      share_of_paper(), lambda d: 100 * load(CARD_MDS)["images_seen"] / PAPER_IMAGES),
+    q(MODELS, "(ARI with the background: {:.2f})", CARD_TETRO, card_eval(3, key="ari")),
+    q(MODELS, "the model costs {:.0f} GFLOP per training image, {:.1f} img/s on a CPU core", SPEED_CLEVR6,
+      "recipes[recipe=clevr6,model=slotattn-fast].train_gflop_per_image",
+      "recipes[recipe=clevr6,model=slotattn-fast].train_images_per_s"),
+    q(MODELS, "({:.1f} % of generated scenes;", COLOUR, lambda d: 100 * d["touching_fraction"]),
+    q(MODELS, "this checkpoint scores FG-ARI {:.3f} at T = 3 and **{:.3f} at T = 5**", COLOUR,
+      colour("step_00038055", 3, "colours_separate"), colour("step_00038055", 5, "colours_separate")),
+    # benchmarks/README.md: the speed suite's tables as benchmarks/run.py prints them from the JSON.
+    *[q(BENCHMARKS, f"| {r['recipe']} | {r['model']} | {r['precision']} | {r['batch']} | {{:.2f}} | {{:.2f}}× | "
+        f"{{:.2f}}× | {{:.2f}} | {{:.2f}}× | {{:.0f}} |", file,
+        f"recipes[recipe={r['recipe']},model={r['model']}].train_images_per_s",
+        speed_ratio(r["recipe"], r["model"]), speed_ratio(r["recipe"], r["model"], "reference-bf16cl"),
+        f"recipes[recipe={r['recipe']},model={r['model']}].infer_images_per_s",
+        speed_ratio(r["recipe"], r["model"], key="infer_images_per_s"),
+        f"recipes[recipe={r['recipe']},model={r['model']}].train_peak_mib")
+      for file in (SPEED, SPEED_CLEVR6) for r in load(file)["recipes"]],
+    *[q(BENCHMARKS, f"| {r['recipe']} | {r['model']} | {{:.2f}} | {{:.2f}} | {{:.1f}} | {{:.1f}}% | {{:.1f}}% |", SPEED,
+        *[f"recipes[recipe={r['recipe']},model={r['model']}].{k}" for k in
+          ("train_gflop_per_image", "infer_gflop_per_image", "train_achieved_gflops")],
+        *[lambda d, r=r, k=k: 100 * speed_row(d, r["recipe"], r["model"])[k] for k in
+          ("train_fraction_of_matmul_peak", "train_fraction_of_conv_peak")])
+      for r in load(SPEED)["recipes"]],
+    *[q(BENCHMARKS, f"| {r['model']} | {r['precision']} | {{:,}} | {{:.1f}} | {{:.2f}}× | {{:.1f}} | {{:.2f}}× | "
+        f"{{:.2f}}× |", SPEED, f"module[model={r['model']}].params", f"module[model={r['model']}].forward_ms",
+        lambda d, r=r: module_row(d, "reference")["forward_ms"] / r["forward_ms"],
+        f"module[model={r['model']}].forward_backward_ms",
+        lambda d, r=r: module_row(d, "reference")["forward_backward_ms"] / r["forward_backward_ms"],
+        lambda d, r=r: module_row(d, "lucidrains")["forward_backward_ms"] / r["forward_backward_ms"])
+      for r in load(SPEED)["module"]],
+    q(BENCHMARKS, "| matmul 2048×2048 | {:.0f} | {:.0f} |", SPEED, "peaks.matmul_gflops_fp32",
+      "peaks.matmul_gflops_bf16"),
+    *[q(BENCHMARKS, f"{recipe}: slotattn vs reference with shared weights and slot noise, max |Δ recon| = {{:.1e}}",
+        SPEED, f"recipes[recipe={recipe},model=slotattn-fp32].max_recon_difference_vs_reference")
+      for recipe in ("tetrominoes", "multi_dsprites")],
+    q(BENCHMARKS, "| float32 path ≥ 1.2× plain reference | **{:.2f}×** ✓ | **{:.2f}×** ✓ | {:.2f}× ✗ |", SPEED,
+      speed_ratio("tetrominoes", "slotattn-fp32"), speed_ratio("multi_dsprites", "slotattn-fp32"),
+      lambda d: speed_ratio("clevr6", "slotattn-fp32")(load(SPEED_CLEVR6))),
+    q(BENCHMARKS, "| fast path ≥ 1.3× reference under the same bf16 + channels-last | **{:.2f}×** ✓ | **{:.2f}×** ✓ | "
+      "{:.2f}× ✗ |", SPEED, speed_ratio("tetrominoes", "slotattn-fast", "reference-bf16cl"),
+      speed_ratio("multi_dsprites", "slotattn-fast", "reference-bf16cl"),
+      lambda d: speed_ratio("clevr6", "slotattn-fast", "reference-bf16cl")(load(SPEED_CLEVR6))),
+    q(BENCHMARKS, "| fast path ≥ 5× plain float32 reference | {:.2f}× ✗ | {:.2f}× ✗ | {:.2f}× ✗ |", SPEED,
+      speed_ratio("tetrominoes", "slotattn-fast"), speed_ratio("multi_dsprites", "slotattn-fast"),
+      lambda d: speed_ratio("clevr6", "slotattn-fast")(load(SPEED_CLEVR6))),
+    q(BENCHMARKS, "fast path **{:.2f}×** ✓ (float32 vs float32: {:.2f}×)", SPEED,
+      module_vs_lucidrains("slotattn-fast"), module_vs_lucidrains("slotattn-fp32")),
+    q(BENCHMARKS, "the same run measures bf16 at {:.1f}–{:.1f}× float32 (matmul {:.0f} vs {:.0f}, conv {:.0f} vs "
+      "{:.0f} GFLOP/s on one core)", SPEED, lambda d: d["peaks"]["conv_gflops_bf16"] / d["peaks"]["conv_gflops_fp32"],
+      lambda d: d["peaks"]["matmul_gflops_bf16"] / d["peaks"]["matmul_gflops_fp32"], "peaks.matmul_gflops_bf16",
+      "peaks.matmul_gflops_fp32", "peaks.conv_gflops_bf16", "peaks.conv_gflops_fp32"),
+    q(BENCHMARKS, "slotattn-fast reaches {:.0f}–{:.0f} % of that bf16 peak", SPEED,
+      lambda d: min(100 * r[k] for r in d["recipes"] if r["model"] == "slotattn-fast"
+                    for k in ("train_fraction_of_matmul_peak", "train_fraction_of_conv_peak")),
+      lambda d: max(100 * r[k] for r in d["recipes"] if r["model"] == "slotattn-fast"
+                    for k in ("train_fraction_of_matmul_peak", "train_fraction_of_conv_peak"))),
+    q(BENCHMARKS, "so rewrite 1 removes only {:.1f} % of the FLOPs ({:.1f} → {:.1f} GFLOP/image)", SPEED,
+      lambda d: 100 * (1 - speed_row(d, "clevr6", "slotattn-fp32")["train_gflop_per_image"]
+                       / speed_row(d, "clevr6", "reference")["train_gflop_per_image"]),
+      "recipes[recipe=clevr6,model=reference].train_gflop_per_image",
+      "recipes[recipe=clevr6,model=slotattn-fp32].train_gflop_per_image"),
+]
+
+PAGES = sorted({quote.page for quote in QUOTES})
+
+
+@pytest.mark.parametrize("quote", QUOTES, ids=str)
+def test_quoted_number_equals_its_json(quote):
+    text = normalised(expected(quote))
+    page = normalised((ROOT / quote.page).read_text())
+    assert text in page, f"{quote.page} should say {text!r} ({quote.file}); the page or the JSON changed"
+
+
+def test_the_registry_covers_every_page():
+    assert set(PAGES) == {README, PAPER_EXACT, PERFORMANCE, REPRODUCTION, MODELS, BENCHMARKS}
+    numbers = sum(len(quote.values) for quote in QUOTES)
+    assert len(QUOTES) >= 100 and numbers >= 400
+
+
+def test_a_drifted_number_fails():
+    """A page that quotes a number one unit off in its last digit is caught."""
+    quote = QUOTES[0]
+    text = normalised(expected(quote))
+    drifted = re.sub(r"(\d)(?!.*\d)", lambda m: str((int(m.group(1)) + 1) % 10), text)
+    assert drifted != text and drifted not in normalised((ROOT / quote.page).read_text())
+
+
+def test_key_paths_and_formats():
+    data = {"a": [{"k": 1, "v": 2.5}, {"k": None, "v": 3}], "b": {"x": {"y": 1}, "z": {"y": 2}}}
+    assert get(data, "a[k=1].v") == 2.5 and get(data, "a[k=None].v") == 3 and get(data, "a.-1.v") == 3
+    assert get(data, "b.*.y") == [1, 2]
+    assert f"{Num(1.959e-4):.2E} {Num(0.0):.1E} {Num(608880):.0k} {Num(6.6e-9):.0E}" == "1.96e-4 0 609k 7e-9"
+    assert round(sd([0.8916453849124008, 0.9070200159240909]), 3) == 0.011
