@@ -10,7 +10,8 @@ import pytest
 
 from slotattn import cli
 from slotattn.training.checkpoint import latest_checkpoint
-from slotattn.report import PAPER_FG_ARI, SECTIONS, find_collapsed, mean_std, write_report
+from slotattn.paper import TABLE_1_FG_ARI
+from slotattn.report import SECTIONS, find_collapsed, mean_std, write_report
 from slotattn.training.runlog import read_metrics
 from slotattn.studies import SCALES, STUDIES, StudyError, run_study
 
@@ -156,7 +157,7 @@ def test_collapsed_seeds_are_reported_apart_from_the_mean(tmp_path):
     assert f"| 3/4 | 90.0 ± 10.0 | 50.0 ± 0.0 | 25.0 ± 0.0 | {100 * all_mean:.1f} ± {100 * all_std:.1f} |" in row
     assert "| 91.3 ± 0.3 |" in row and "s3†" in row  # Table 1, Multi-dSprites
     mlp = next(line for line in md.splitlines() if line.startswith("| slot_mlp | as trained"))
-    assert "| 1/2 | 60.0 |" in mlp and f"{PAPER_FG_ARI['slot_mlp']['multi_dsprites'][0]:.1f}" in mlp
+    assert "| 1/2 | 60.0 |" in mlp and f"{TABLE_1_FG_ARI['slot_mlp']['multi_dsprites'][0]:.1f}" in mlp
     collapsed = md.split("## Collapsed and failed runs")[1].split("## All runs")[0]
     assert "slot_attention / seed 3" in collapsed and "slot_mlp / seed 0" in collapsed
     assert "slot_attention / seed 0" not in collapsed

@@ -17,6 +17,7 @@ from typing import Any
 
 from slotattn import run
 from slotattn.config import from_dict, load_config, to_dict
+from slotattn.paper import TABLE_1_FG_ARI, TABLE_2_SLOT_ATTENTION_AP
 from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint
 from slotattn.training.engine import Progress, resolve_device, resolve_precision
 from slotattn.training.runlog import describe_device, read_metrics, read_starts
@@ -44,12 +45,9 @@ class Row:
 
 
 ROWS: dict[str, Row] = {r.name: r for r in (
-    # Table 1: FG-ARI (%), mean +- std over 5 seeds, on the first 320 scenes of each test split.
-    Row("clevr6", "clevr6", "fg_ari", (98.8, 0.3), "Table 1", 320),
-    Row("multi_dsprites", "multi_dsprites", "fg_ari", (91.3, 0.3), "Table 1", 320),
-    Row("tetrominoes", "tetrominoes", "fg_ari", (99.5, 0.2), "Table 1", 320),
-    # Table 2: average precision (%) at distance threshold infinity on CLEVR (10 slots, 150k steps of batch 512).
-    Row("set_prediction", "set_prediction_clevr", "ap@inf", (94.3, 1.1), "Table 2", 512),
+    *(Row(name, name, "fg_ari", TABLE_1_FG_ARI["slot_attention"][name], "Table 1", 320)
+      for name in ("clevr6", "multi_dsprites", "tetrominoes")),
+    Row("set_prediction", "set_prediction_clevr", "ap@inf", TABLE_2_SLOT_ATTENTION_AP["ap@inf"], "Table 2", 512),
 )}
 
 
