@@ -1,16 +1,13 @@
 """One command per row of the paper's results: train with the paper's recipe for a time budget, evaluate with the
-paper's protocol, write the row (value, images seen, minutes, device) as JSON, and the Markdown table of all rows.
+paper's protocol, and write the row (value, images seen, minutes, device) as JSON.
 
     slotattn reproduce tetrominoes --minutes 60 --out runs/reproduce        # rerun to continue: resumes the run
     slotattn reproduce clevr6 --minutes 480 --device cuda --out runs/reproduce
-
-The README's "Paper vs slotattn" table is `results_table()` of the committed rows (`benchmarks/results/reproduce/`),
-rewritten by `python scripts/results_table.py`.
 """
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -100,9 +97,9 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
     """Evaluate the newest checkpoint of `run_dir` with row `name`'s protocol and write the row to `path`.
 
     Also for runs trained otherwise than by `reproduce` (e.g. a CPU recipe): `overrides` then names the settings in
-    which the run differed from the paper's recipe, and the table says so. `started_from` is for a run that
+    which the run differed from the paper's recipe, and the row records them. `started_from` is for a run that
     fine-tuned earlier weights (`train.init_from`): {"what": ..., "images": ..., "minutes": ...} of the training
-    behind those weights, added to the row's images and minutes and named in its notes. The row's device is
+    behind those weights, added to the row's images and minutes and kept in the row. The row's device is
     what the run recorded at its starts (`run_dir/starts.jsonl`); `trained_on` names it for a run that did not
     record it (one older than the record), and without either the row says it names the evaluating process.
     """
@@ -143,39 +140,4 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
     return row_json
 
 
-def command(name: str) -> str:
-    """The command that measures row `name` on a GPU (for rows not measured yet)."""
-    return f"slotattn reproduce {name} --device cuda --out runs/reproduce"
-
-
-def results_table(rows: Iterable[dict[str, Any]]) -> str:
-    """The Markdown table "paper vs slotattn": every row of `ROWS`, measured or with its command."""
-    measured = {r["row"]: r for r in rows}
-    lines = ["| row | metric | paper (%) | slotattn (%) | images seen | minutes | device, precision | date | notes |",
-             "|---|---|---:|---:|---:|---:|---|---|---|"]
-    for name, row in ROWS.items():
-        paper = f"{row.paper[0]} ± {row.paper[1]} ({row.source})"
-        r = measured.get(name)
-        if r is None:
-            lines.append(f"| {name} | {row.metric} | {paper} | not run | | | | | needs a GPU: `{command(name)}` |")
-            continue
-        planned = r["config"]["train"]["steps"]
-        notes = "; ".join(filter(None, [
-            f"{r['num_eval']} held-out scenes, {r['data']}",
-            f"continued from {r['started_from']['what']} ({r['started_from']['images']:,} images, "
-            f"{r['started_from']['minutes']:g} minutes, counted in)" if r.get("started_from") else "",
-            f"differs from the paper's recipe in: `{', '.join(r['overrides'])}`" if r["overrides"] else
-            "the paper's recipe",
-            f"stopped at step {r['steps']:,} of {planned:,}" if r["steps"] < planned else "",
-        ]))
-        lines.append(f"| {name} | {row.metric} | {paper} | {100 * r['value']:.1f} | {r['images_seen']:,} | "
-                     f"{r['minutes']:g} | {r['device']}, {r['precision']} | {r['date']} | {notes} |")
-    return "\n".join(lines)
-
-
-def load_rows(directory: str | Path) -> list[dict[str, Any]]:
-    """The committed rows (`NAME.json`) in `directory`."""
-    return [json.loads(p.read_text()) for p in sorted(Path(directory).glob("*.json")) if p.stem in ROWS]
-
-
-__all__ = ["ROWS", "Row", "load_rows", "reproduce", "results_table", "training_device", "write_row"]
+__all__ = ["ROWS", "Row", "reproduce", "training_device", "write_row"]

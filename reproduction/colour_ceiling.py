@@ -6,7 +6,7 @@ FG-ARI of a segmentation by same-colour connected regions (1.0 exactly on the ot
 checkpoint and test-time T, the model's FG-ARI over all scenes, the scenes colours separate, and the others.
 Slot noise as in `slotattn eval`, so the "all" column equals its FG-ARI.
 
-    python benchmarks/colour_ceiling.py --config tetrominoes --num 320 \
+    python -m reproduction.colour_ceiling --config tetrominoes --num 320 \
         --checkpoint runs/tetro_s0 --num-iterations 3 5 7 --out benchmarks/results/reproduce/tetrominoes_colour_ceiling.json
 """
 
@@ -19,15 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_throughput import machine  # noqa: E402
-
-from slotattn.config import apply_overrides, load_config  # noqa: E402
-from slotattn.data.build import build_eval_batches  # noqa: E402
-from slotattn.metrics import colour_components, fg_ari, touching_same_colour  # noqa: E402
-from slotattn.run import load_for_inference  # noqa: E402
-from slotattn.tasks import build_task  # noqa: E402
-from slotattn.training.engine import eval_outputs, resolve_device  # noqa: E402
+from benchmarks.data_throughput import machine
+from slotattn.config import apply_overrides, load_config
+from slotattn.data.build import build_eval_batches
+from slotattn.metrics import colour_components, fg_ari, touching_same_colour
+from slotattn.run import load_for_inference
+from slotattn.tasks import build_task
+from slotattn.training.engine import eval_outputs, resolve_device
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -76,7 +74,7 @@ def main(argv=None):
     touching = split["touching"]
     result = {
         "what": __doc__.splitlines()[0],
-        "command": "python benchmarks/colour_ceiling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m reproduction.colour_ceiling " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": time.strftime("%Y-%m-%d"), "machine": machine(),
         "dataset": cfg.data.name, "num": int(len(touching)), "eval_seed": cfg.data.eval_seed,
         "touching_same_colour": int(touching.sum()), "touching_fraction": round(float(touching.mean()), 4),

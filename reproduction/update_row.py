@@ -1,8 +1,8 @@
 """Rewrite a committed reproduction row from the newest checkpoint of its run, keeping what the row says about how
 the run differs from the paper's recipe (`overrides`) and what it started from (`started_from`).
 
-    python scripts/update_row.py tetrominoes --run-dir runs/tetro_s0 [--trained-on "AMD EPYC (1 thread)"]
-    python scripts/results_table.py            # then the README's table
+    python -m reproduction.update_row tetrominoes --run-dir runs/tetro_s0 [--trained-on "AMD EPYC (1 thread)"]
+    python -m reproduction.results_table            # then the README's table
 
 For a run trained by `slotattn reproduce` the row is written by that command; this is for runs trained otherwise
 (a CPU recipe, a fine-tuning run) and continued since their row was written. `--trained-on` names the hardware of a
@@ -12,19 +12,17 @@ run that did not record it (`run_dir/starts.jsonl`, written by every start since
 import argparse
 import json
 import sys
-from pathlib import Path
 
+from reproduction.results_table import ROWS_DIR
 from slotattn.reproduce import ROWS, write_row
 
-ROWS_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "reproduce"
 
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("row", choices=sorted(ROWS))
     parser.add_argument("--run-dir", required=True)
     parser.add_argument("--trained-on", help="the training hardware, for a run without starts.jsonl")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     path = ROWS_DIR / f"{args.row}.json"
     if not path.exists():
         sys.exit(f"no committed row {path}: write the first one with slotattn.reproduce.write_row (its overrides)")

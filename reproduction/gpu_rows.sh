@@ -8,10 +8,10 @@
 #   mkdir -p .git/info && echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux2014_x86_64 -d .whl google-crc32c==1.9.0
-# Then the device tool: run(command="bash scripts/gpu_rows.sh", carry=[".whl"], timeout_s=600).
+# Then the device tool: run(command="bash reproduction/gpu_rows.sh", carry=[".whl"], timeout_s=600).
 # Smoke test on a CPU (EXTRA: further --set arguments, recorded in the rows):
 #   DEVICE=cpu MIN_TETRO=0.1 MIN_CLEVR=0.1 NUM_EVAL=4 EXTRA="--set train.batch_size=2 --set train.eval_batch_size=4" \
-#       OUT=/tmp/gpu_smoke WORK=/tmp/gpu_smoke_work bash scripts/gpu_rows.sh
+#       OUT=/tmp/gpu_smoke WORK=/tmp/gpu_smoke_work bash reproduction/gpu_rows.sh
 #
 # Writes to $OUT (default runs/gpu): env.txt, tetrominoes.json, clevr6.json (rows as in
 # benchmarks/results/reproduce/), throughput.json, log.txt. Runs continue where they stopped if rerun on the

@@ -1,9 +1,9 @@
 """FG-ARI against training images for several runs of one recipe (seeds), from their reproduction-curve JSONs.
 
-    python benchmarks/seed_curves.py benchmarks/results/reproduce/tetrominoes_cpu_s0.json \
+    python -m reproduction.seed_curves benchmarks/results/reproduce/tetrominoes_cpu_s0.json \
         benchmarks/results/reproduce/tetrominoes_cpu_s1.json --out benchmarks/results/reproduce/tetrominoes_cpu_seeds
 
-Writes OUT.png (one line per run, the paper's value) and OUT.json: for every step that all runs evaluated, each
+Writes OUT.png (one line per run, the paper's Table 1 value of their dataset) and OUT.json: for every step that all runs evaluated, each
 run's FG-ARI and their mean and standard deviation (ddof 1, as the paper's "mean ± std over seeds").
 """
 
@@ -11,6 +11,8 @@ import argparse
 import json
 import statistics
 from pathlib import Path
+
+from reproduction.curve import paper_fg_ari
 
 
 def common_steps(curves: dict[str, list[dict]]) -> list[dict]:
@@ -27,13 +29,13 @@ def common_steps(curves: dict[str, list[dict]]) -> list[dict]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("curves", nargs="+", type=Path, help="JSON files written by benchmarks/reproduction_curve.py")
+    parser.add_argument("curves", nargs="+", type=Path, help="JSON files written by reproduction.curve")
     parser.add_argument("--out", type=Path, required=True, help="path without suffix: OUT.json and OUT.png")
-    parser.add_argument("--paper", type=float, default=0.995, help="the paper's value (Table 1), drawn as a line")
     parser.add_argument("--title", default="Tetrominoes, paper model, CPU recipe")
     args = parser.parse_args(argv)
     runs = {path.stem: json.loads(path.read_text()) for path in args.curves}
     curves = {name: run["curve"] for name, run in runs.items()}
+    paper = paper_fg_ari(next(iter(runs.values()))["config"]["data"]["name"])
     table = common_steps(curves)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(
@@ -47,7 +49,8 @@ def main(argv=None) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, curve in curves.items():
         ax.plot([p["images"] / 1000 for p in curve], [p["fg_ari"] for p in curve], "o-", ms=3, label=name)
-    ax.axhline(args.paper, color="grey", lw=0.8, ls="--", label=f"paper FG-ARI {args.paper:g}")
+    if paper is not None:
+        ax.axhline(paper, color="grey", lw=0.8, ls="--", label=f"paper FG-ARI {paper:g}")
     ax.set(xlabel="training images (thousands)", ylabel="FG-ARI, 320 held-out scenes", ylim=(0, 1.02),
            title=args.title)
     ax.legend(fontsize=8)

@@ -1,9 +1,9 @@
 """Ship a trained model as named weights: export, evaluate, draw, and write its model card from one JSON.
 
-    python scripts/model_card.py ship tetrominoes --checkpoint benchmarks/results/reproduce/resume/tetrominoes_cpu_s0 \
+    python -m reproduction.model_card ship tetrominoes --checkpoint benchmarks/results/reproduce/resume/tetrominoes_cpu_s0 \
         --row benchmarks/results/reproduce/tetrominoes.json --curve benchmarks/results/reproduce/tetrominoes_cpu_s0.json \
         --trained-on "one core of a 2-core AMD EPYC VM (AVX2)"
-    python scripts/model_card.py render          # rewrite docs/models.md's generated blocks from the committed JSON
+    python -m reproduction.model_card render     # rewrite docs/models.md's generated blocks from the committed JSON
 
 `ship` writes src/slotattn/weights/NAME.safetensors + NAME.json (the checkpoint's weights and config),
 docs/pretrained_NAME.png and benchmarks/results/pretrained/NAME.json: the file's size and sha256, the training
@@ -36,7 +36,7 @@ ITERATIONS = (3, 5, 7)
 
 
 def markers(name: str) -> tuple[str, str]:
-    return f"<!-- model-card {name}: begin (scripts/model_card.py) -->", f"<!-- model-card {name}: end -->"
+    return f"<!-- model-card {name}: begin (python -m reproduction.model_card render) -->", f"<!-- model-card {name}: end -->"
 
 
 def sha256(path: Path) -> str:
@@ -61,7 +61,7 @@ def ship(args: argparse.Namespace) -> Path:
     step = int(load_checkpoint(ckpt)["step"])
     if row["steps"] != step:
         sys.exit(f"{args.row} describes step {row['steps']} but {ckpt} is step {step}: write the row of this "
-                 "checkpoint first (scripts/update_row.py)")
+                 "checkpoint first (python -m reproduction.update_row)")
     weights = WEIGHTS_DIR / f"{args.name}.safetensors"
     run.export(ckpt, weights)
     figure = ROOT / "docs" / f"pretrained_{args.name}.png"
@@ -81,7 +81,7 @@ def ship(args: argparse.Namespace) -> Path:
         "curve": [{k: p[k] for k in ("step", "fg_ari")} for p in curve],
         "evaluation": measure(args.name, args.num, args.unrelated_seed),
         "measured": {"date": time.strftime("%Y-%m-%d"), "torch": torch.__version__,
-                     "command": "python " + shlex.join(sys.argv)},
+                     "command": "python -m reproduction.model_card " + shlex.join(sys.argv[1:])},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"{args.name}.json"
@@ -178,20 +178,20 @@ def render(text: str) -> str:
     return text
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("ship", help="export a checkpoint as shipped weights, measure it, write its card")
     s.add_argument("name")
     s.add_argument("--checkpoint", required=True, help="checkpoint file or run directory (its newest checkpoint)")
     s.add_argument("--row", required=True, help="the reproduction row JSON of the same checkpoint (training facts)")
-    s.add_argument("--curve", help="benchmarks/reproduction_curve.py JSON of the run (learning curve line)")
+    s.add_argument("--curve", help="reproduction.curve JSON of the run (learning curve line)")
     s.add_argument("--trained-on", default="", help="where it trained, in words (the row names the evaluator)")
     s.add_argument("--num", type=int, default=320)
     s.add_argument("--unrelated-seed", type=int, default=20261204)
     s.add_argument("--figure-rows", type=int, default=6)
     sub.add_parser("render", help="rewrite docs/models.md's generated blocks from benchmarks/results/pretrained")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.command == "ship":
         print(f"wrote {ship(args)}")
     CARD.write_text(render(CARD.read_text()))

@@ -3,22 +3,25 @@
 Reads `run_dir/metrics.jsonl` and the run's config; writes OUT.json (the curve, what the run was, the machine) and
 OUT.png. Minutes are the run's cumulative wall time including evaluation, summed over resumed segments.
 
-    python benchmarks/reproduction_curve.py --run-dir runs/tetro_s0 --out benchmarks/results/reproduce/tetrominoes_cpu_s0
+    python -m reproduction.curve --run-dir runs/tetro_s0 --out benchmarks/results/reproduce/tetrominoes_cpu_s0
 """
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from data_throughput import machine  # noqa: E402
-from learning_curve import analyze  # noqa: E402
+from benchmarks.data_throughput import machine
+from benchmarks.learning_curve import analyze
+from slotattn.paper import TABLE_1_FG_ARI
 
-from slotattn.reproduce import ROWS  # noqa: E402
+
+def paper_fg_ari(dataset: str) -> float | None:
+    """The paper model's Table 1 FG-ARI (a fraction) on `dataset`, None where Table 1 has none."""
+    value = TABLE_1_FG_ARI["slot_attention"].get(dataset)
+    return value[0] / 100 if value else None
 
 
 def plot(curve: list[dict], batch_size: int, title: str, path: Path, paper: float | None) -> None:
@@ -58,9 +61,7 @@ def main(argv=None):
               "config": config, **summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    row = ROWS.get(config["data"]["name"])  # the paper's Table 1 value of the dataset, where it has one
-    paper = row.paper[0] / 100 if row is not None and row.metric == "fg_ari" else None
-    plot(summary["curve"], batch_size, args.title, args.out.with_suffix(".png"), paper)
+    plot(summary["curve"], batch_size, args.title, args.out.with_suffix(".png"), paper_fg_ari(config["data"]["name"]))
     best = summary["best"]
     print(f"wrote {args.out}.json/.png; best FG-ARI {best['fg_ari']:.3f} at step {best['step']}")
 
