@@ -164,7 +164,7 @@ ROOT = SRC.parents[1]
 # and examples below are built from this one name, so that no line of this file is itself a path to it.
 DEV_FOLDER = "shared"
 # Places that ship or run the code; none may reach outside the repository (as the dev machines' folder above).
-SCANNED = ["src", "tests", "benchmarks", "configs", ".ci", "Makefile", "pyproject.toml"]
+SCANNED = ["src", "tests", "benchmarks", "reproduction", "scripts", "configs", ".ci", "Makefile", "pyproject.toml"]
 OUTSIDE = [
     re.compile(re.escape(f"../{DEV_FOLDER}")),
     re.compile(re.escape(f"{DEV_FOLDER}/data")),
@@ -211,3 +211,39 @@ def test_nothing_reads_files_outside_the_repository():
         if hits := references_outside(text):
             found[str(path.relative_to(ROOT))] = hits
     assert not found, f"files that refer to places outside the repository: {found}"
+
+
+# --- the folders around the library: run with `python -m`, importing by package name, never by editing sys.path ----
+
+AROUND = ("benchmarks", "reproduction", "scripts")
+
+
+def python_files(*folders: str) -> list[Path]:
+    return [p for f in folders for p in sorted((ROOT / f).rglob("*.py")) if "__pycache__" not in p.parts]
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """The top-level names of the absolute imports of `path`, in any form and anywhere in it."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_no_code_edits_sys_path():
+    pattern = re.compile(r"sys\.path\s*(\.\s*(insert|append|extend)|\+?=)")
+    assert pattern.search("sys.path.insert(0, here)") and pattern.search("sys.path += [here]")
+    files = [p for p in python_files("src", "tests", *AROUND) if p.resolve() != Path(__file__).resolve()]  # examples
+    edits = [str(p.relative_to(ROOT)) for p in files if pattern.search(p.read_text())]
+    assert not edits, f"edit sys.path (run the script with python -m from the repository root instead): {edits}"
+
+
+def test_the_library_imports_nothing_around_it_and_benchmarks_not_reproduction():
+    assert {"data_throughput", "official_tf"} <= {p.stem for p in python_files("benchmarks")}
+    for path in python_files("src"):
+        assert not top_level_imports(path) & set(AROUND), path
+    for path in python_files("benchmarks", "scripts"):
+        assert "reproduction" not in top_level_imports(path), path
