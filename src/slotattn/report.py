@@ -9,7 +9,6 @@ import json
 import math
 import os
 import re
-import shutil
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -281,7 +280,9 @@ def markdown_to_html(text: str, title: str = "report") -> str:
 
 
 def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
-    """Write `out_dir/report.md` and `out_dir/report.html` (+ figures under `out_dir/figures/`).
+    """Write `out_dir/report.md` and `out_dir/report.html` (+ learning curves under `out_dir/figures/`).
+
+    Slot-decomposition figures are linked where the run directories keep them (`vis/`), not copied.
 
     Args:
         paths: study directories (holding results.json from `run_study`) and/or run directories (metrics.jsonl).
@@ -331,15 +332,16 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
            "Each run's latest figure from `vis/`: input, reconstruction, each slot, segmentation, ground truth.", ""]
     for s in sources:
         md += [f"### {s.label}", ""]
+        shown = 0
         for r in _runs(s):
             figures = sorted((Path(r["run_dir"]) / "vis").glob("*.png"))
             if not figures:
                 continue
-            dest = out_dir / "figures" / "decomposition" / f"{_slug(s.label)}__{_slug(r['variant'])}_s{r['seed']}.png"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(figures[-1], dest)
+            # linked where the run keeps it, not copied: a committed report holds each figure once
             md += [f"{_link(r['variant'] + ' seed ' + str(r['seed']), r['run_dir'], out_abs)} ({figures[-1].name})",
-                   "", f"![{r['variant']} seed {r['seed']}]({dest.relative_to(out_dir)})", ""]
+                   "", f"![{r['variant']} seed {r['seed']}]({os.path.relpath(figures[-1], out_abs)})", ""]
+            shown += 1
+        md += [] if shown else ["No figures in these run directories.", ""]
     md += ["## Paper numbers", "", (f"Source: {TABLE_1_SOURCE}. Shown only next to a model with the paper's switches, "
            "evaluated as trained, on the same dataset; a short CPU run is not expected to reach them."), "",
            "| grouping | dataset | FG-ARI |", "|---|---|---|"]
