@@ -25,8 +25,7 @@ LEGEND = """\
 Values in %; slotattn: the row's metric on held-out scenes ("generated": by slotattn's generators, not the paper's
 test split), at the trained number of iterations. The paper trains 500k steps of batch 64 (set prediction: 150k of
 512) on a GPU. "differs": the run's recipe is not the paper's; its JSON in `benchmarks/results/reproduce/` lists how.
-† counts in the images and minutes of the weights the run continued from. A row not run yet:
-`slotattn reproduce ROW --device cuda --out runs/reproduce`."""
+† counts in the images and minutes of the weights the run continued from."""
 
 
 def load_rows(directory: str | Path = ROWS_DIR) -> list[dict[str, Any]]:
@@ -55,7 +54,10 @@ def results_table(rows: Iterable[dict[str, Any]]) -> str:
     lines = ["| row | paper | slotattn | images (steps) | recipe | trained on, precision, time |",
              "|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join(cells(name, measured.get(name))) + " |" for name in ROWS]
-    return "\n".join(lines) + "\n\n" + LEGEND
+    legend = LEGEND
+    if not_run := [name for name in ROWS if name not in measured]:
+        legend += f" To run a row, e.g.:\n`slotattn reproduce {not_run[0]} --device cuda --out runs/reproduce`."
+    return "\n".join(lines) + "\n\n" + legend
 
 
 def render(readme: str, rows: Iterable[dict[str, Any]]) -> str:
