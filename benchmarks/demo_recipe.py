@@ -49,6 +49,12 @@ CANDIDATES: dict[str, tuple[list[str], float]] = {
     "bs8_lr1e-3_wu200": (["train.batch_size=8", "optim.learning_rate=1e-3", "optim.warmup_steps=200"], 1.0),
     "torch_bs16_wu200_dec32": (["model.init=torch", "train.batch_size=16", "optim.warmup_steps=200",
                                 "model.decoder_channels=[32,32,32]", "model.decoder_strides=[1,1,1]"], 2.0),
+    # Round 3: a higher learning rate with clipping; a cheaper encoder (3x3 kernels; run at the base image budget,
+    # so its lower cost is not counted in its favour here).
+    "torch_lr2e-3_wu100_clip1": (["model.init=torch", "optim.learning_rate=2e-3", "optim.warmup_steps=100",
+                                  "optim.grad_clip_norm=1.0"], 1.0),
+    "torch_enc3_lr1e-3_wu100": (["model.init=torch", "optim.learning_rate=1e-3", "optim.warmup_steps=100",
+                                 "model.encoder_kernel_size=3"], 1.0),
 }
 
 

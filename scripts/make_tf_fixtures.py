@@ -4,9 +4,9 @@ Needs TensorFlow with Keras 2 (the `tf.keras` the official code was written for)
 itself is not imported here and the test suite never needs TensorFlow:
 
     python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install tensorflow-cpu tf-keras
-    /tmp/tfvenv/bin/python scripts/make_tf_fixtures.py tests/fixtures/tf_checkpoints
+    /tmp/tfvenv/bin/python -m scripts.make_tf_fixtures tests/fixtures/tf_checkpoints
 
-The official models come from `scripts/official_tf.py`, a transcription of google-research/google-research
+The official models come from `benchmarks/parity/official_tf.py`, a transcription of google-research/google-research
 `slot_attention/model.py` whose widths, strides and grid sizes are arguments (so a small model fits in a test
 fixture; the attribute names, and so the checkpoint's variable paths, are the official ones) and whose
 `SlotAttention.noise` may hold the standard-normal draw of the slot initialisation, so that the outputs are
@@ -23,8 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from official_tf import SlotAttentionAutoEncoder, SlotAttentionClassifier, build_model, tf  # noqa: E402
+from benchmarks.parity.official_tf import SlotAttentionAutoEncoder, SlotAttentionClassifier, build_model, tf
 
 SPECS = {
     # CLEVR6 decoder layout scaled down: broadcast 2x3, four stride-2 layers -> 32x48 (non-square on purpose).

@@ -2,7 +2,8 @@
 
 Layers, bottom up (each part may import only the parts listed for it in ALLOWED, plus itself):
 
-    leaves        shapes, config, clevr_layout (CLEVR's 19-number vector), protowire (protobuf wire format + CRC32C)
+    leaves        shapes, config, clevr_layout (CLEVR's 19-number vector), protowire (protobuf wire format + CRC32C),
+                  paper (the paper's reported numbers)
     blocks        nn <- models;  matching <- losses;  metrics;  viz;  data
     task          tasks (loss, metrics, figures of each task)
     machinery     training (engine, state, optimizer, schedule, checkpoint, runlog, distributed)
@@ -23,13 +24,14 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "slotattn"
 
-LEAVES = {"shapes", "config", "clevr_layout", "protowire"}
+LEAVES = {"shapes", "config", "clevr_layout", "protowire", "paper"}
 # For each part (a top-level module or package of slotattn), the other parts it may import.
 ALLOWED: dict[str, set[str]] = {
     "shapes": set(),
     "config": set(),
     "clevr_layout": set(),
     "protowire": set(),
+    "paper": set(),
     "nn": {"shapes"},
     "models": {"nn", "shapes", "config"},
     "matching": {"shapes"},
@@ -41,10 +43,10 @@ ALLOWED: dict[str, set[str]] = {
     "training": {"config", "shapes", "data", "tasks"},
     "pretrained": {"config", "models", "training"},
     "tf_import": {"config", "models", "nn", "training", "protowire"},
-    "report": {"config"},
+    "report": {"config", "paper"},
     "run": {"config", "data", "models", "pretrained", "tasks", "training"},
     "studies": {"config", "data", "pretrained", "run", "tasks", "training"},
-    "reproduce": {"config", "run", "training"},
+    "reproduce": {"config", "paper", "run", "training"},
     "cli": {"config", "data", "report", "reproduce", "run", "studies", "tf_import", "training"},
     "__main__": {"cli"},
     "__init__": {"config", "models", "nn", "pretrained", "run"},
@@ -197,7 +199,7 @@ ROOT = SRC.parents[1]
 # and examples below are built from this one name, so that no line of this file is itself a path to it.
 DEV_FOLDER = "shared"
 # Places that ship or run the code; none may reach outside the repository (as the dev machines' folder above).
-SCANNED = ["src", "tests", "benchmarks", "configs", ".ci", "Makefile", "pyproject.toml"]
+SCANNED = ["src", "tests", "benchmarks", "reproduction", "scripts", "configs", ".ci", "Makefile", "pyproject.toml"]
 OUTSIDE = [
     re.compile(re.escape(f"../{DEV_FOLDER}")),
     re.compile(re.escape(f"{DEV_FOLDER}/data")),
@@ -244,3 +246,39 @@ def test_nothing_reads_files_outside_the_repository():
         if hits := references_outside(text):
             found[str(path.relative_to(ROOT))] = hits
     assert not found, f"files that refer to places outside the repository: {found}"
+
+
+# --- the folders around the library: run with `python -m`, importing by package name, never by editing sys.path ----
+
+AROUND = ("benchmarks", "reproduction", "scripts")
+
+
+def python_files(*folders: str) -> list[Path]:
+    return [p for f in folders for p in sorted((ROOT / f).rglob("*.py")) if "__pycache__" not in p.parts]
+
+
+def top_level_imports(path: Path) -> set[str]:
+    """The top-level names of the absolute imports of `path`, in any form and anywhere in it."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def test_no_code_edits_sys_path():
+    pattern = re.compile(r"sys\.path\s*(\.\s*(insert|append|extend)|\+?=)")
+    assert pattern.search("sys.path.insert(0, here)") and pattern.search("sys.path += [here]")
+    files = [p for p in python_files("src", "tests", *AROUND) if p.resolve() != Path(__file__).resolve()]  # examples
+    edits = [str(p.relative_to(ROOT)) for p in files if pattern.search(p.read_text())]
+    assert not edits, f"edit sys.path (run the script with python -m from the repository root instead): {edits}"
+
+
+def test_the_library_imports_nothing_around_it_and_benchmarks_not_reproduction():
+    assert {"data_throughput", "official_tf"} <= {p.stem for p in python_files("benchmarks")}
+    for path in python_files("src"):
+        assert not top_level_imports(path) & set(AROUND), path
+    for path in python_files("benchmarks", "scripts"):
+        assert "reproduction" not in top_level_imports(path), path

@@ -3,13 +3,13 @@ freshly generated scenes about as well as their model card says."""
 
 import dataclasses
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 import torch
 
+from reproduction import model_card
 from slotattn import SlotAttentionAutoEncoder, from_pretrained
 from slotattn.data.build import build_eval_batches
 from slotattn.training.engine import evaluate
@@ -22,7 +22,7 @@ CARDS = ROOT / "benchmarks" / "results" / "pretrained"
 
 
 def card(name: str) -> dict:
-    """The measured model card of shipped weights (written by scripts/model_card.py ship)."""
+    """The measured model card of shipped weights (written by `python -m reproduction.model_card ship`)."""
     return json.loads((CARDS / f"{name}.json").read_text())
 
 
@@ -41,7 +41,7 @@ def test_every_shipped_model_has_a_config_and_a_model_card_entry():
         config = json.loads((WEIGHTS_DIR / f"{name}.json").read_text())
         assert config["task"] == "object_discovery" and config["data"]["name"] == name
         assert f"`{name}`" in text
-        assert (CARDS / f"{name}.json").exists(), f"no measured card for {name}: run scripts/model_card.py ship"
+        assert (CARDS / f"{name}.json").exists(), f"no card for {name}: run python -m reproduction.model_card ship"
 
 
 @pytest.mark.parametrize("name", pretrained_names())
@@ -58,12 +58,9 @@ def test_model_card_describes_the_shipped_file(name):
 
 
 def test_docs_and_readme_state_the_measured_cards():
-    """docs/models.md's tables are what scripts/model_card.py renders; the README quotes each card's FG-ARI."""
-    spec = importlib.util.spec_from_file_location("model_card", ROOT / "scripts" / "model_card.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """docs/models.md's tables are what reproduction.model_card renders; the README quotes each card's FG-ARI."""
     text = (ROOT / "docs" / "models.md").read_text()
-    assert module.render(text) == text, "run: python scripts/model_card.py render"
+    assert model_card.render(text) == text, "run: python -m reproduction.model_card render"
     readme = (ROOT / "README.md").read_text()
     for name in pretrained_names():
         assert f"FG-ARI {card_fg_ari(name):.3f}" in readme, name

@@ -243,8 +243,8 @@ def test_every_config_key_a_page_names_exists(page):
     assert not unknown, f"{page_id(page)} names config keys that do not exist: {unknown}"
 
 
-def test_the_pages_name_many_config_keys():
-    spans = re.findall(r"(?<!`)`([^`]+)`", readme() + (ROOT / "docs" / "cli.md").read_text())
+def test_the_pages_name_many_config_keys():  # so that the check above is not vacuous
+    spans = re.findall(r"(?<!`)`([^`]+)`", "".join(page.read_text() for page in PAGES))
     named = {m.group(0) for span in spans for m in re.finditer(r"\b(model|data|optim|train)\.[a-z_]+\b", span)}
     assert len(named) >= 10
 

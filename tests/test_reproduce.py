@@ -1,17 +1,21 @@
 """`slotattn reproduce`: a row trained with the paper's recipe (at debug scale here), resumed, evaluated and written;
-the README's results table is what the committed rows give."""
+and reproduction/: the README's results table is what the committed rows give, the resume states are one checkpoint
+each."""
 
-import importlib.util
+import json
 import os
 import subprocess
 import sys
-import json
 from pathlib import Path
 
 import pytest
 
+from reproduction.resume_state import RESUME_DIR, save
+from reproduction.results_table import README, ROWS_DIR, cells, load_rows, render, results_table
 from slotattn import cli
-from slotattn.reproduce import ROWS, load_rows, results_table, write_row
+from slotattn.paper import TABLE_1_FG_ARI
+from slotattn.reproduce import ROWS, write_row
+from slotattn.training.checkpoint import list_checkpoints
 from slotattn.training.runlog import cpu_model, read_metrics, read_starts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +35,7 @@ def test_a_row_trains_with_the_paper_model_resumes_and_writes_its_json(tmp_path,
     assert cli.main(["reproduce", "tetrominoes", "--out", str(tmp_path), "--no-progress", *TINY[:2],
                      "--set", "train.steps=4"]) == 0
     assert json.loads((tmp_path / "tetrominoes.json").read_text())["steps"] == 4
-    assert "| tetrominoes | fg_ari | 99.5 ± 0.2 (Table 1) |" in capsys.readouterr().out
+    assert "(paper 99.5 ± 0.2, Table 1) at step 4" in capsys.readouterr().out
 
 
 def test_a_row_names_the_hardware_the_run_recorded_at_each_start(tmp_path):
@@ -74,29 +78,61 @@ def test_a_fine_tuned_row_counts_the_training_behind_its_starting_weights(tmp_pa
     row = write_row("tetrominoes", run_dir, tmp_path / "row.json", num_eval=8, started_from=earlier)
     assert row["images_seen"] == plain["images_seen"] + 1000 and row["minutes"] == round(plain["minutes"] + 2.5, 1)
     assert row["value"] == plain["value"] and plain["started_from"] is None
-    assert "continued from earlier weights (1,000 images, 2.5 minutes, counted in)" in results_table([row])
-    assert "stopped at step" not in results_table([row])  # the run did all of its train.steps
+    assert cells("tetrominoes", row)[3] == f"{row['images_seen']:,}† (2 steps)"  # the run did all its steps
     longer = {**row, "config": {**row["config"], "train": {**row["config"]["train"], "steps": 10}}}
-    assert "stopped at step 2 of 10" in results_table([longer])
+    assert cells("tetrominoes", longer)[3] == f"{row['images_seen']:,}† (2 of 10 steps)"
     with pytest.raises(ValueError, match="what, images, minutes"):
         write_row("tetrominoes", run_dir, tmp_path / "bad.json", num_eval=8, started_from={"images": 1})
 
 
-def test_table_lists_every_row_with_its_command_when_not_measured():
+def test_rows_take_the_paper_numbers_from_the_one_table():
+    for name in ("clevr6", "multi_dsprites", "tetrominoes"):
+        assert ROWS[name].paper == TABLE_1_FG_ARI["slot_attention"][name] and ROWS[name].source == "Table 1"
+
+
+def test_table_lists_every_row_in_short_cells_measured_or_not(tmp_path):
     table = results_table([])
-    assert table.count("not run") == len(ROWS)
-    for name in ROWS:
-        assert f"`slotattn reproduce {name} --device cuda --out runs/reproduce`" in table
+    assert table.count("| not run |") == len(ROWS) and f"`slotattn reproduce {next(iter(ROWS))} --device cuda" in table
+    assert cells("tetrominoes", None)[:3] == ["tetrominoes", "FG-ARI 99.5 ± 0.2 (Table 1)", "not run"]
+    for row in load_rows():
+        assert all(len(cell) <= 40 for cell in cells(row["row"], row)), cells(row["row"], row)
+        assert cells(row["row"], row)[2].startswith(f"{100 * row['value']:.1f} (")
 
 
 def test_readme_table_is_generated_from_the_committed_rows():
-    spec = importlib.util.spec_from_file_location("results_table", ROOT / "scripts" / "results_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    readme = (ROOT / "README.md").read_text()
-    assert module.render(readme) == readme, "run: python scripts/results_table.py"
-    for row in load_rows(ROOT / "benchmarks" / "results" / "reproduce"):
+    readme = README.read_text()
+    assert render(readme, load_rows(ROWS_DIR)) == readme, "run: python -m reproduction.results_table"
+    for row in load_rows():
         assert f"{100 * row['value']:.1f}" in readme
+
+
+def test_the_table_script_runs_as_a_module_and_checks_the_readme():
+    result = subprocess.run([sys.executable, "-m", "reproduction.results_table", "--check"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_committed_resume_state_holds_its_newest_checkpoint_only():
+    states = sorted(p for p in RESUME_DIR.iterdir() if p.is_dir())
+    assert states, RESUME_DIR
+    for state in states:
+        checkpoints = list_checkpoints(state)
+        assert len(checkpoints) == 1, f"{state}: {[c.name for c in checkpoints]}"
+        assert sorted(p.name for p in (state / "checkpoints").iterdir()) == sorted(
+            [checkpoints[0].name, checkpoints[0].with_suffix(".json").name])
+
+
+def test_resume_state_keeps_the_newest_checkpoint_and_the_logs(tmp_path):
+    assert cli.main(["reproduce", "tetrominoes", "--out", str(tmp_path), "--no-progress", *TINY,
+                     "--set", "train.ckpt_every=1"]) == 0
+    run_dir = tmp_path / "tetrominoes" / "run"
+    assert len(list_checkpoints(run_dir)) == 2
+    dest = tmp_path / "state"
+    (dest / "checkpoints").mkdir(parents=True)
+    (dest / "checkpoints" / "step_00000001.pt").write_bytes(b"an older state")  # replaced, not added to
+    assert save(run_dir, dest).name == "step_00000002.pt"
+    assert sorted(p.name for p in (dest / "checkpoints").iterdir()) == ["step_00000002.json", "step_00000002.pt"]
+    assert {p.name for p in dest.iterdir()} >= {"config.yaml", "metrics.jsonl", "checkpoints"}
 
 
 def test_unknown_row_is_refused():
@@ -106,12 +142,12 @@ def test_unknown_row_is_refused():
 
 @pytest.mark.slow
 def test_the_prepared_gpu_script_writes_both_rows_and_the_throughput(tmp_path):
-    """scripts/gpu_rows.sh as its smoke command runs it on a CPU (~1-2 minutes: one CLEVR6 step and its renders)."""
+    """reproduction/gpu_rows.sh as its smoke command runs it on a CPU (~1-2 minutes: one CLEVR6 step and its renders)."""
     env = {**os.environ, "DEVICE": "cpu", "MIN_TETRO": "0.05", "MIN_CLEVR": "0.05", "NUM_EVAL": "4",
            "EXTRA": "--set train.batch_size=2 --set train.eval_batch_size=4",
            "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    subprocess.run(["bash", str(ROOT / "scripts" / "gpu_rows.sh")], cwd=ROOT, env=env, check=True,
+    subprocess.run(["bash", str(ROOT / "reproduction" / "gpu_rows.sh")], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=900)
     out = tmp_path / "out"
     for name in ("tetrominoes", "clevr6"):

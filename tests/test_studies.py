@@ -5,12 +5,16 @@ import json
 import math
 import os
 import re
+import shutil
+from pathlib import Path
 
 import pytest
 
+from scripts.package_studies import main as package_studies
 from slotattn import cli
 from slotattn.training.checkpoint import latest_checkpoint
-from slotattn.report import PAPER_FG_ARI, SECTIONS, find_collapsed, mean_std, write_report
+from slotattn.paper import TABLE_1_FG_ARI
+from slotattn.report import SECTIONS, find_collapsed, mean_std, write_report
 from slotattn.training.runlog import read_metrics
 from slotattn.studies import SCALES, STUDIES, StudyError, run_study
 
@@ -114,7 +118,9 @@ def test_report_has_every_section_and_links_to_existing_runs(studies, tmp_path):
         assert f"### {name} (smoke, debug)" in md
     assert len(list((out / "figures").glob("curves_*.png"))) == len(STUDIES)
     num_runs = sum(len(STUDIES[n].variants) for n in STUDIES)
-    assert len(list((out / "figures" / "decomposition").glob("*.png"))) == num_runs
+    assert not (out / "figures" / "decomposition").exists()  # linked in the run directories, not copied
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len([i for i in images if "/vis/" in i]) == num_runs
     for target in re.findall(r"\]\(([^)]+)\)", md):
         assert (out / target).exists(), target
     assert "99.5 ± 0.2" in md  # the paper model on Tetrominoes (debug recipe) gets Table 1's number
@@ -125,6 +131,33 @@ def test_report_accepts_plain_run_directories(studies, tmp_path):
     run_dir = studies["baselines"] / "slot_mlp" / "seed0"
     md = write_report([run_dir], tmp_path / "r").read_text()
     assert "### runs" in md and "25.1 ± 34.3" in md  # Slot MLP on Tetrominoes
+
+
+def test_packaged_studies_hold_what_the_report_reads_and_no_figure_twice(studies, tmp_path):
+    out = tmp_path / "packaged"
+    first, second = studies["baselines"], studies["ablations"]  # both train the paper model, seed 0, alike
+    assert package_studies([str(first), str(second), "--out", str(out)]) == 0
+    kept = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert {Path(k).name for k in kept} == {"results.json", "metrics.jsonl", "step_00000002.png"}, kept
+    figures = [(out / k).read_bytes() for k in kept if k.endswith(".png")]
+    runs = len(STUDIES["baselines"].variants) + len(STUDIES["ablations"].variants)
+    assert len(figures) == len(set(figures)) == runs - 1  # the paper model's figure once
+    md = write_report([out / first.name, out / second.name], out / "report").read_text()
+    for target in re.findall(r"\]\(([^)]+)\)", md):
+        assert (out / "report" / target).exists(), target
+
+
+COMMITTED = Path(__file__).resolve().parents[1] / "docs" / "studies" / "cpu"
+
+
+def test_the_committed_cpu_report_is_what_its_committed_studies_give(tmp_path):
+    """docs/studies/cpu keeps what the report needs: rewritten from the kept files, the report is the committed one."""
+    studies = ["iterations", "ablations", "generalisation"]
+    for name in studies:
+        shutil.copytree(COMMITTED / name, tmp_path / name)
+    md = write_report([tmp_path / name for name in studies], tmp_path / "report").read_text()
+    assert md == (COMMITTED / "report" / "report.md").read_text(), \
+        "run: slotattn report docs/studies/cpu/{iterations,ablations,generalisation} --out docs/studies/cpu/report"
 
 
 def _record(seed, fg_ari, variant="slot_attention", share=0.5):
@@ -156,7 +189,7 @@ def test_collapsed_seeds_are_reported_apart_from_the_mean(tmp_path):
     assert f"| 3/4 | 90.0 ± 10.0 | 50.0 ± 0.0 | 25.0 ± 0.0 | {100 * all_mean:.1f} ± {100 * all_std:.1f} |" in row
     assert "| 91.3 ± 0.3 |" in row and "s3†" in row  # Table 1, Multi-dSprites
     mlp = next(line for line in md.splitlines() if line.startswith("| slot_mlp | as trained"))
-    assert "| 1/2 | 60.0 |" in mlp and f"{PAPER_FG_ARI['slot_mlp']['multi_dsprites'][0]:.1f}" in mlp
+    assert "| 1/2 | 60.0 |" in mlp and f"{TABLE_1_FG_ARI['slot_mlp']['multi_dsprites'][0]:.1f}" in mlp
     collapsed = md.split("## Collapsed and failed runs")[1].split("## All runs")[0]
     assert "slot_attention / seed 3" in collapsed and "slot_mlp / seed 0" in collapsed
     assert "slot_attention / seed 0" not in collapsed

@@ -1,6 +1,6 @@
 """Lock-step parity: slotattn trains from the official TF2 model's step-0 weights on the same batches and noise.
 
-`benchmarks/parity/tf_train.py --noise fed` (TensorFlow environment) trains the official model and writes its
+`python -m benchmarks.parity.tf_train --noise fed` (TensorFlow environment) trains the official model and writes its
 per-step losses, the noise it was fed and checkpoints. This script (slotattn environment) imports the step-0
 checkpoint (`slotattn.tf_import`), reads the same TFRecord file in the same order with slotattn's reader, feeds the
 same noise, and trains with slotattn's optimizer and schedule in float32. It compares, per step, the losses and,
@@ -11,19 +11,19 @@ at every TF checkpoint, every parameter. Two more slotattn runs say what the num
 
 Writes OUT/lockstep.json and OUT/lockstep.png.
 
-    python benchmarks/parity/lockstep.py --tf-run runs/parity/tf_lockstep --data tetro.tfrecords --out DIR
+    python -m benchmarks.parity.lockstep --tf-run runs/parity/tf_lockstep --data tetro.tfrecords --out DIR
 """
 
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from benchmarks.data_throughput import machine as describe_machine
 from slotattn.config import from_dict
 from slotattn.data.batch import to_model_batch
 from slotattn.data.multi_object import read_multi_object
@@ -32,9 +32,6 @@ from slotattn.training.optimizer import build_optimizer
 from slotattn.training.schedule import build_scheduler
 from slotattn.tasks import build_task
 from slotattn.tf_import import import_tf_checkpoint
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data_throughput import machine as describe_machine  # noqa: E402
 
 VARIANTS = ("float32", "float64", "torch_adam")
 

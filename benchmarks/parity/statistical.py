@@ -12,7 +12,7 @@ seeded slot noise), the TF checkpoints imported with `slotattn.tf_import`. Write
 evaluation of every run, mean and std per group and step, whether slotattn's mean lies inside the TF seeds' range)
 and OUT/statistical.png. Rerun to resume: finished runs are kept.
 
-    python benchmarks/parity/statistical.py --tf-python /tmp/tfvenv/bin/python --out runs/parity/statistical
+    python -m benchmarks.parity.statistical --tf-python /tmp/tfvenv/bin/python --out runs/parity/statistical
 """
 
 import argparse
@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.data_throughput import machine
+from benchmarks.parity.lockstep import import_tf
 from slotattn.config import from_dict
 from slotattn.data.build import build_eval_batches, generate_to_arrays
 from slotattn.data.multi_object import convert_multi_object, write_multi_object
@@ -34,12 +36,6 @@ from slotattn.training.runlog import read_metrics
 from slotattn.models import build_model
 from slotattn.tasks import build_task
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from data_throughput import machine  # noqa: E402
-from lockstep import import_tf  # noqa: E402
-
-HERE = Path(__file__).resolve().parent
 GROUPS = ("official_tf", "slotattn", "slotattn_torch_init")
 EVAL_SEED = 1_000_003  # slotattn's default held-out seed
 
@@ -92,7 +88,7 @@ def run_tf(seed: int, args, tfrecords: Path) -> list[dict]:
     run: the schedule does not depend on the total); otherwise it is (re)started from step 0."""
     run_dir = args.out / "official_tf" / f"seed{seed}"
     if not (run_dir / "ckpt" / f"ckpt-{args.steps}.index").exists():
-        cmd = [args.tf_python, str(HERE / "tf_train.py"), "--data", str(tfrecords), "--steps", str(args.steps),
+        cmd = [args.tf_python, "-m", "benchmarks.parity.tf_train", "--data", str(tfrecords), "--steps", str(args.steps),
                "--batch-size", str(args.batch_size), "--warmup-steps", str(args.warmup_steps), "--noise", "own",
                "--seed", str(seed), "--save-every", str(args.eval_every), "--out", str(run_dir)]
         subprocess.run(cmd, check=True)

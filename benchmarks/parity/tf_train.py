@@ -1,6 +1,6 @@
-"""Train the official TF2 model (scripts/official_tf.py) as the official object_discovery/train.py does.
+"""Train the official TF2 model (official_tf.py here) as the official object_discovery/train.py does.
 
-Runs in the TensorFlow environment (see scripts/official_tf.py), never with slotattn. Reads a multi_object_datasets
+Runs in the TensorFlow environment (see official_tf.py), never with slotattn. Reads a multi_object_datasets
 TFRecord file in file order (the same batches slotattn reads), runs the official `train_step` (l2 loss, Keras
 `Adam(lr, epsilon=1e-8)`, the official warm-up + decay set as `optimizer.lr` before each step) and writes:
 
@@ -14,21 +14,19 @@ TFRecord file in file order (the same batches slotattn reads), runs the official
 `tf.random.normal` as the official code does. `--init` names a checkpoint to start from instead of Keras' own
 initialisation (seeded by --seed).
 
-    TF_NUM_INTEROP_THREADS=1 taskset -c 0 /tmp/tfvenv/bin/python benchmarks/parity/tf_train.py \
+    TF_NUM_INTEROP_THREADS=1 taskset -c 0 /tmp/tfvenv/bin/python -m benchmarks.parity.tf_train \
         --data tetro.tfrecords --steps 300 --batch-size 16 --out runs/parity/tf
 """
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import official_tf  # noqa: E402
-from official_tf import tf  # noqa: E402
+from benchmarks.parity import official_tf
+from benchmarks.parity.official_tf import tf
 
 # The appendix's Tetrominoes model (slotattn's configs/tetrominoes.yaml).
 TETROMINOES = dict(resolution=(35, 35), num_slots=4, num_iterations=3, encoder_channels=(32,) * 4, hidden_size=64,

@@ -245,7 +245,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     print(json.dumps({k: v for k, v in row.items() if k != "config"}, indent=2))
-    print(reproduce.results_table([row]))
+    print(f"{args.row}: {row['metric']} {100 * row['value']:.1f} % (paper {row['paper'][0]} ± {row['paper'][1]}, "
+          f"{row['paper_source']}) at step {row['steps']:,}, {row['images_seen']:,} images, {row['minutes']:g} minutes")
     print(f"wrote {Path(args.out) / (args.row + '.json')}")
     return 0
 

@@ -9,7 +9,6 @@ import json
 import math
 import os
 import re
-import shutil
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,16 +21,9 @@ matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
 import yaml
 
-# Locatello et al. 2020, "Object-Centric Learning with Slot Attention", Table 1: FG-ARI in %, mean ± std over
-# 5 seeds, models trained with the paper's recipe (500k steps, batch 64) and evaluated as trained (T=3).
-# Only numbers checked against the paper are listed; the report leaves every other cell empty.
-PAPER_FG_ARI: dict[str, dict[str, tuple[float, float]]] = {
-    "slot_attention": {"clevr6": (98.8, 0.3), "multi_dsprites": (91.3, 0.3), "tetrominoes": (99.5, 0.2)},
-    "slot_mlp": {"clevr6": (60.4, 6.6), "multi_dsprites": (60.3, 1.8), "tetrominoes": (25.1, 34.3)},
-}
-PAPER_SOURCE = "Locatello et al. 2020, Object-Centric Learning with Slot Attention, Table 1 (FG-ARI %, 5 seeds)"
+from slotattn.paper import TABLE_1_FG_ARI, TABLE_1_SOURCE
 
-# The switches of the paper's model; a run matches a PAPER_FG_ARI row only if its model has all of them.
+# The switches of the paper's model; a run matches a TABLE_1_FG_ARI row only if its model has all of them.
 PAPER_SWITCHES = {"attention_axis": "slots", "use_gru": True, "use_mlp": True, "use_encoder_position": True,
                   "use_decoder_position": True}
 
@@ -130,7 +122,7 @@ def paper_number(record: dict[str, Any]) -> tuple[float, float] | None:
         return None
     if record.get("eval_max_objects") is not None:
         return None
-    return PAPER_FG_ARI.get(model.get("grouping"), {}).get(record.get("dataset"))
+    return TABLE_1_FG_ARI.get(model.get("grouping"), {}).get(record.get("dataset"))
 
 
 def _fmt(mean: float, std: float) -> str:
@@ -288,7 +280,9 @@ def markdown_to_html(text: str, title: str = "report") -> str:
 
 
 def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
-    """Write `out_dir/report.md` and `out_dir/report.html` (+ figures under `out_dir/figures/`).
+    """Write `out_dir/report.md` and `out_dir/report.html` (+ learning curves under `out_dir/figures/`).
+
+    Slot-decomposition figures are linked where the run directories keep them (`vis/`), not copied.
 
     Args:
         paths: study directories (holding results.json from `run_study`) and/or run directories (metrics.jsonl).
@@ -338,19 +332,20 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
            "Each run's latest figure from `vis/`: input, reconstruction, each slot, segmentation, ground truth.", ""]
     for s in sources:
         md += [f"### {s.label}", ""]
+        shown = 0
         for r in _runs(s):
             figures = sorted((Path(r["run_dir"]) / "vis").glob("*.png"))
             if not figures:
                 continue
-            dest = out_dir / "figures" / "decomposition" / f"{_slug(s.label)}__{_slug(r['variant'])}_s{r['seed']}.png"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(figures[-1], dest)
+            # linked where the run keeps it, not copied: a committed report holds each figure once
             md += [f"{_link(r['variant'] + ' seed ' + str(r['seed']), r['run_dir'], out_abs)} ({figures[-1].name})",
-                   "", f"![{r['variant']} seed {r['seed']}]({dest.relative_to(out_dir)})", ""]
-    md += ["## Paper numbers", "", (f"Source: {PAPER_SOURCE}. Shown only next to a model with the paper's switches, "
+                   "", f"![{r['variant']} seed {r['seed']}]({os.path.relpath(figures[-1], out_abs)})", ""]
+            shown += 1
+        md += [] if shown else ["No figures in these run directories.", ""]
+    md += ["## Paper numbers", "", (f"Source: {TABLE_1_SOURCE}. Shown only next to a model with the paper's switches, "
            "evaluated as trained, on the same dataset; a short CPU run is not expected to reach them."), "",
            "| grouping | dataset | FG-ARI |", "|---|---|---|"]
-    md += [f"| {g} | {d} | {m:.1f} ± {sd:.1f} |" for g, rows in PAPER_FG_ARI.items() for d, (m, sd) in rows.items()]
+    md += [f"| {g} | {d} | {m:.1f} ± {sd:.1f} |" for g, rows in TABLE_1_FG_ARI.items() for d, (m, sd) in rows.items()]
     text = "\n".join(md) + "\n"
     (out_dir / "report.md").write_text(text)
     (out_dir / "report.html").write_text(markdown_to_html(text, "slotattn reproduction report"))

@@ -1,22 +1,20 @@
 """One command per row of the paper's results: train with the paper's recipe for a time budget, evaluate with the
-paper's protocol, write the row (value, images seen, minutes, device) as JSON, and the Markdown table of all rows.
+paper's protocol, and write the row (value, images seen, minutes, device) as JSON.
 
     slotattn reproduce tetrominoes --minutes 60 --out runs/reproduce        # rerun to continue: resumes the run
     slotattn reproduce clevr6 --minutes 480 --device cuda --out runs/reproduce
-
-The README's "Paper vs slotattn" table is `results_table()` of the committed rows (`benchmarks/results/reproduce/`),
-rewritten by `python scripts/results_table.py`.
 """
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from slotattn import run
 from slotattn.config import from_dict, load_config, to_dict
+from slotattn.paper import TABLE_1_FG_ARI, TABLE_2_SLOT_ATTENTION_AP
 from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint
 from slotattn.training.engine import Progress, resolve_device, resolve_precision
 from slotattn.training.runlog import describe_device, read_metrics, read_starts
@@ -44,12 +42,9 @@ class Row:
 
 
 ROWS: dict[str, Row] = {r.name: r for r in (
-    # Table 1: FG-ARI (%), mean +- std over 5 seeds, on the first 320 scenes of each test split.
-    Row("clevr6", "clevr6", "fg_ari", (98.8, 0.3), "Table 1", 320),
-    Row("multi_dsprites", "multi_dsprites", "fg_ari", (91.3, 0.3), "Table 1", 320),
-    Row("tetrominoes", "tetrominoes", "fg_ari", (99.5, 0.2), "Table 1", 320),
-    # Table 2: average precision (%) at distance threshold infinity on CLEVR (10 slots, 150k steps of batch 512).
-    Row("set_prediction", "set_prediction_clevr", "ap@inf", (94.3, 1.1), "Table 2", 512),
+    *(Row(name, name, "fg_ari", TABLE_1_FG_ARI["slot_attention"][name], "Table 1", 320)
+      for name in ("clevr6", "multi_dsprites", "tetrominoes")),
+    Row("set_prediction", "set_prediction_clevr", "ap@inf", TABLE_2_SLOT_ATTENTION_AP["ap@inf"], "Table 2", 512),
 )}
 
 
@@ -102,9 +97,9 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
     """Evaluate the newest checkpoint of `run_dir` with row `name`'s protocol and write the row to `path`.
 
     Also for runs trained otherwise than by `reproduce` (e.g. a CPU recipe): `overrides` then names the settings in
-    which the run differed from the paper's recipe, and the table says so. `started_from` is for a run that
+    which the run differed from the paper's recipe, and the row records them. `started_from` is for a run that
     fine-tuned earlier weights (`train.init_from`): {"what": ..., "images": ..., "minutes": ...} of the training
-    behind those weights, added to the row's images and minutes and named in its notes. The row's device is
+    behind those weights, added to the row's images and minutes and kept in the row. The row's device is
     what the run recorded at its starts (`run_dir/starts.jsonl`); `trained_on` names it for a run that did not
     record it (one older than the record), and without either the row says it names the evaluating process.
     """
@@ -145,39 +140,4 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
     return row_json
 
 
-def command(name: str) -> str:
-    """The command that measures row `name` on a GPU (for rows not measured yet)."""
-    return f"slotattn reproduce {name} --device cuda --out runs/reproduce"
-
-
-def results_table(rows: Iterable[dict[str, Any]]) -> str:
-    """The Markdown table "paper vs slotattn": every row of `ROWS`, measured or with its command."""
-    measured = {r["row"]: r for r in rows}
-    lines = ["| row | metric | paper (%) | slotattn (%) | images seen | minutes | device, precision | date | notes |",
-             "|---|---|---:|---:|---:|---:|---|---|---|"]
-    for name, row in ROWS.items():
-        paper = f"{row.paper[0]} ± {row.paper[1]} ({row.source})"
-        r = measured.get(name)
-        if r is None:
-            lines.append(f"| {name} | {row.metric} | {paper} | not run | | | | | needs a GPU: `{command(name)}` |")
-            continue
-        planned = r["config"]["train"]["steps"]
-        notes = "; ".join(filter(None, [
-            f"{r['num_eval']} held-out scenes, {r['data']}",
-            f"continued from {r['started_from']['what']} ({r['started_from']['images']:,} images, "
-            f"{r['started_from']['minutes']:g} minutes, counted in)" if r.get("started_from") else "",
-            f"differs from the paper's recipe in: `{', '.join(r['overrides'])}`" if r["overrides"] else
-            "the paper's recipe",
-            f"stopped at step {r['steps']:,} of {planned:,}" if r["steps"] < planned else "",
-        ]))
-        lines.append(f"| {name} | {row.metric} | {paper} | {100 * r['value']:.1f} | {r['images_seen']:,} | "
-                     f"{r['minutes']:g} | {r['device']}, {r['precision']} | {r['date']} | {notes} |")
-    return "\n".join(lines)
-
-
-def load_rows(directory: str | Path) -> list[dict[str, Any]]:
-    """The committed rows (`NAME.json`) in `directory`."""
-    return [json.loads(p.read_text()) for p in sorted(Path(directory).glob("*.json")) if p.stem in ROWS]
-
-
-__all__ = ["ROWS", "Row", "load_rows", "reproduce", "results_table", "training_device", "write_row"]
+__all__ = ["ROWS", "Row", "reproduce", "training_device", "write_row"]

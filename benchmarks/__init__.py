@@ -1,0 +1,1 @@
+"""Benchmarks and parity checks; modules that import each other run with `python -m benchmarks.NAME`."""

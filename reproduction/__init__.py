@@ -1,0 +1,1 @@
+"""This repository's reproduction bookkeeping (README.md here): each module runs with `python -m reproduction.NAME`."""

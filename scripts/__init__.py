@@ -1,0 +1,1 @@
+"""Maintenance scripts; `python -m scripts.NAME` from the repository root."""
