@@ -43,7 +43,7 @@ ALLOWED: dict[str, set[str]] = {
     "training": {"config", "shapes", "data", "tasks"},
     "pretrained": {"config", "models", "training"},
     "tf_import": {"config", "models", "nn", "training", "protowire"},
-    "report": {"config", "paper"},
+    "report": {"config", "paper", "viz"},
     "run": {"config", "data", "models", "pretrained", "tasks", "training"},
     "studies": {"config", "data", "pretrained", "run", "tasks", "training"},
     "reproduce": {"config", "paper", "run", "training"},

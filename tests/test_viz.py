@@ -25,7 +25,7 @@ def run_python(code: str) -> subprocess.CompletedProcess:
 def test_importing_slotattn_does_not_import_matplotlib():
     result = run_python("""
         import sys
-        import slotattn, slotattn.run, slotattn.cli, slotattn.viz, slotattn.tasks
+        import slotattn, slotattn.run, slotattn.cli, slotattn.viz, slotattn.tasks, slotattn.report, slotattn.studies
         print(sorted(m for m in sys.modules if m.split(".")[0] == "matplotlib"))
     """)
     assert result.returncode == 0, result.stderr

@@ -15,13 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a display
-import matplotlib.pyplot as plt
 import yaml
 
 from slotattn.paper import TABLE_1_FG_ARI, TABLE_1_SOURCE
+from slotattn.viz import new_figure
 
 # The switches of the paper's model; a run matches a TABLE_1_FG_ARI row only if its model has all of them.
 PAPER_SWITCHES = {"attention_axis": "slots", "use_gru": True, "use_mlp": True, "use_encoder_position": True,
@@ -204,8 +201,12 @@ def learning_curves(source: Source, path: Path) -> Path | None:
     runs = [(r, p) for r, p in runs if p.exists()]
     if not runs:
         return None
-    fig, (ax_loss, ax_eval) = plt.subplots(1, 2, figsize=(11, 4))
-    colors = {v: plt.get_cmap("tab10")(i % 10) for i, v in enumerate(dict.fromkeys(r["variant"] for r, _ in runs))}
+    import matplotlib  # when drawing, not at import (a notebook's backend stays as it is)
+
+    fig = new_figure(11.0, 4.0)
+    ax_loss, ax_eval = fig.subplots(1, 2)
+    tab10 = matplotlib.colormaps["tab10"]
+    colors = {v: tab10(i % 10) for i, v in enumerate(dict.fromkeys(r["variant"] for r, _ in runs))}
     eval_key = None
     for r, p in runs:
         lines = [json.loads(x) for x in p.read_text().splitlines() if x.strip()]
@@ -228,7 +229,6 @@ def learning_curves(source: Source, path: Path) -> Path | None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 
-def _new_figure(width: float, height: float):
+def new_figure(width: float, height: float):
     """A matplotlib Figure on its own Agg canvas (files only), outside pyplot's figure manager and backend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -65,7 +65,7 @@ def decomposition_figure(
     pred_ids = masks[:, :, 0].argmax(axis=1)
     columns = ["input", "recon"] + [f"slot {k}" for k in range(num_slots)] + ["segmentation"]
     columns += ["ground truth"] if true_ids is not None else []
-    fig = _new_figure(1.6 * len(columns), 1.6 * num)
+    fig = new_figure(1.6 * len(columns), 1.6 * num)
     axes = fig.subplots(num, len(columns), squeeze=False)
     pred_colors = _segmentation_colors(num_slots)
     for b in range(num):
@@ -100,7 +100,7 @@ def attention_figure(images: np.ndarray, attn: np.ndarray, labels: list[list[str
     side = int(round(num_inputs**0.5))
     if side * side != num_inputs:
         raise ValueError(f"attention_figure: {num_inputs} inputs do not form a square grid")
-    fig = _new_figure(1.7 * (num_slots + 1), 1.9 * num)
+    fig = new_figure(1.7 * (num_slots + 1), 1.9 * num)
     axes = fig.subplots(num, num_slots + 1, squeeze=False)
     for b in range(num):
         axes[b, 0].imshow(_to_rgb(images[b]))
