@@ -123,14 +123,15 @@ def run_slotattn(group: str, seed: int, args, store: Path) -> list[dict]:
 
 
 def summarise(runs: dict[str, dict[int, list[dict]]]) -> dict:
-    """Per group and evaluation step: mean, std, min, max of FG-ARI over seeds; slotattn inside the TF range?"""
+    """Per group and evaluation step: mean, sample std (ddof 1), min, max of FG-ARI over seeds; slotattn inside the
+    TF range?"""
     summary = {}
     for group, seeds in runs.items():
         steps = sorted({r["step"] for rows in seeds.values() for r in rows if r["step"] > 0})
         table = {}
         for step in steps:
             fg_ari = values(seeds, step)
-            table[step] = {"mean": float(np.mean(fg_ari)), "std": float(np.std(fg_ari)), "min": float(np.min(fg_ari)),
+            table[step] = {"mean": float(np.mean(fg_ari)), "std": float(np.std(fg_ari, ddof=1)), "min": float(np.min(fg_ari)),
                            "max": float(np.max(fg_ari)), "n": len(fg_ari)}
         summary[group] = table
     tf = summary.get("official_tf", {})
