@@ -9,7 +9,7 @@ an image (`cost` below: measured step-time ratio to the base recipe in one proce
     python benchmarks/demo_recipe.py run --candidate base --seed 0 --out /tmp/demo_study   # one run, one core
     python benchmarks/demo_recipe.py summary --out /tmp/demo_study --json benchmarks/results/demo_recipe.json
 
-`run` trains configs/demo.yaml plus the candidate's overrides for the budget, evaluates FG-ARI on the demo's 256
+`run` trains configs/tetrominoes_small.yaml (the demo recipe until this study) plus the candidate's overrides for the budget, evaluates FG-ARI on the demo's 256
 held-out scenes four times along the way and writes OUT/CANDIDATE_sSEED.json. `summary` gathers them: per
 candidate the final FG-ARI of every seed, min, mean and sample std (ddof 1), and the curve against images.
 """
@@ -28,7 +28,7 @@ from slotattn.training.runlog import cpu_model, read_metrics
 BUDGET_STEPS, BUDGET_BATCH = 990, 32  # `make demo` in 5 minutes on a 2-core AVX2-only EPYC, float32 (2026-12-04)
 BUDGET_IMAGES = BUDGET_STEPS * BUDGET_BATCH
 
-# name -> (overrides of configs/demo.yaml, cost of an image relative to the demo model's). Costs: `cost` on one
+# name -> (overrides of configs/tetrominoes_small.yaml, cost of an image relative to the demo model's). Costs: `cost` on one
 # thread of the study's machine, 2026-12-06, interleaved, with two study runs beside it: batch 8/16 0.98/0.94,
 # implicit_diff 0.87 (run at 1.0 here), 3x3 encoder 0.80, decoder 3 x 32 channels 1.77 (5x5: 2.27), both 1.60.
 CANDIDATES: dict[str, tuple[list[str], float]] = {
@@ -65,6 +65,11 @@ CANDIDATES: dict[str, tuple[list[str], float]] = {
     "torch_bs8_lr1e-3_wu200_paperdec": (["model.init=torch", "train.batch_size=8", "optim.learning_rate=1e-3",
                                          "optim.warmup_steps=200", "model.decoder_channels=[32,32,32]",
                                          "model.decoder_strides=[1,1,1]", "model.decoder_kernel_size=5"], 2.3),
+    # Round 5: the 3x3 encoder with smaller batches.
+    "torch_enc3_bs8_lr1e-3_wu200": (["model.init=torch", "train.batch_size=8", "optim.learning_rate=1e-3",
+                                     "optim.warmup_steps=200", "model.encoder_kernel_size=3"], 0.8),
+    "torch_enc3_bs16_lr1e-3_wu200": (["model.init=torch", "train.batch_size=16", "optim.learning_rate=1e-3",
+                                      "optim.warmup_steps=200", "model.encoder_kernel_size=3"], 0.8),
     "torch_lr1e-3_wu100_enc3_dec32": (["model.init=torch", "optim.learning_rate=1e-3", "optim.warmup_steps=100",
                                        "model.encoder_kernel_size=3", "model.decoder_channels=[32,32,32]",
                                        "model.decoder_strides=[1,1,1]"], 1.6),
@@ -73,9 +78,9 @@ CANDIDATES: dict[str, tuple[list[str], float]] = {
 
 def candidate_config(name: str, seed: int, data: str):
     overrides, cost = CANDIDATES[name]
-    cfg = load_config("demo", [f"data.path={data}", *overrides])
+    cfg = load_config("tetrominoes_small", [f"data.path={data}", *overrides])
     steps = round(BUDGET_IMAGES / cost / cfg.train.batch_size)
-    return load_config("demo", [
+    return load_config("tetrominoes_small", [
         f"data.path={data}", *overrides, f"train.seed={seed}", "train.precision=fp32", f"train.steps={steps}",
         "train.max_minutes=null", f"train.eval_every={steps // 4}", f"train.ckpt_every={steps}",
         f"train.vis_every={steps}", "train.log_every=50"])

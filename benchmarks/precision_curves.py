@@ -7,7 +7,7 @@ step, per precision, and the training throughput of each.
     taskset -c 1 env OMP_NUM_THREADS=1 python benchmarks/precision_curves.py --seeds 0 1 2 \\
         --run-root runs/precision --out benchmarks/results/precision_curves.json
 
-The default recipe is the `cpu` scale of the studies (`slotattn.studies.SCALES["cpu"]`: configs/demo.yaml,
+The default recipe is the `cpu` scale of the studies (`slotattn.studies.SCALES["cpu"]`: configs/tetrominoes_small.yaml,
 1,500 steps of batch 16), so the curves also say whether that scale's bf16 runs can be trusted.
 """
 

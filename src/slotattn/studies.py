@@ -142,12 +142,12 @@ SCALES: dict[str, Scale] = {
         "the numbers mean nothing.",
     ),
     "cpu": Scale(
-        "cpu", "demo",
+        "cpu", "tetrominoes_small",
         ("train.steps=1500", "train.batch_size=16", "optim.warmup_steps=150", "optim.decay_steps=1500",
          "train.max_minutes=null", "data.num_eval=256", "train.eval_every=250", "train.ckpt_every=250",
          "train.vis_every=500", "train.log_every=25", "train.device=cpu"),
         2,
-        "configs/demo.yaml (Tetrominoes 35x35, the paper's 4 slots, 64-d slots, narrowed convs: 4x32 encoder, "
+        "configs/tetrominoes_small.yaml (Tetrominoes 35x35, the paper's 4 slots, 64-d slots, narrowed convs: 4x32 encoder, "
         "2x16 3x3 decoder) for 1,500 steps of batch 16 with warm-up 150 and x0.5 decay every 1,500 steps, "
         "FG-ARI on 256 held-out scenes, 2 seeds unless --seeds. Measured on one core of the 2-core development VM "
         "(2026-11-26) with the default bf16 fast path: ~3 minutes per run (~135 img/s; float32 1.6x slower), so "
