@@ -70,6 +70,11 @@ CANDIDATES: dict[str, tuple[list[str], float]] = {
                                      "optim.warmup_steps=200", "model.encoder_kernel_size=3"], 0.8),
     "torch_enc3_bs16_lr1e-3_wu200": (["model.init=torch", "train.batch_size=16", "optim.learning_rate=1e-3",
                                       "optim.warmup_steps=200", "model.encoder_kernel_size=3"], 0.8),
+    "torch_enc3_lr2e-3_wu100_clip1": (["model.init=torch", "optim.learning_rate=2e-3", "optim.warmup_steps=100",
+                                       "optim.grad_clip_norm=1.0", "model.encoder_kernel_size=3"], 0.8),
+    "torch_enc3_lr1e-3_wu100_decay1k": (["model.init=torch", "optim.learning_rate=1e-3", "optim.warmup_steps=100",
+                                         "optim.decay_steps=1000", "model.encoder_kernel_size=3"], 0.8),
+    "enc3_lr1e-3_wu100": (["optim.learning_rate=1e-3", "optim.warmup_steps=100", "model.encoder_kernel_size=3"], 0.8),
     "torch_lr1e-3_wu100_enc3_dec32": (["model.init=torch", "optim.learning_rate=1e-3", "optim.warmup_steps=100",
                                        "model.encoder_kernel_size=3", "model.decoder_channels=[32,32,32]",
                                        "model.decoder_strides=[1,1,1]"], 1.6),
@@ -152,6 +157,31 @@ def summarize(out: Path) -> dict:
                        "precision": "fp32"}, "candidates": table}
 
 
+TABLE_BEGIN, TABLE_END = "<!-- demo-recipe-table: begin (python benchmarks/demo_recipe.py summary) -->", \
+    "<!-- demo-recipe-table: end -->"
+
+
+def markdown_table(summary: dict) -> str:
+    """The study as a Markdown table, best mean first: overrides, images, FG-ARI per seed, min, mean ± sample std."""
+    lines = ["| candidate (overrides of tetrominoes_small) | images | FG-ARI per seed | min | mean ± std (n) |",
+             "|---|---:|---|---:|---|"]
+    for name, row in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
+        overrides = ", ".join(f"`{o}`" for o in row["overrides"]) or "none"
+        seeds = ", ".join(f"{v:.3f}" for v in row["fg_ari"].values())
+        spread = f" ± {row['std']:.3f}" if row["std"] is not None else ""
+        lines.append(f"| {name}: {overrides} | {row['images']:,} | {seeds} | {row['min']:.3f} | "
+                     f"{row['mean']:.3f}{spread} ({row['n']}) |")
+    return "\n".join(lines)
+
+
+def render_into(page: Path, summary: dict) -> str:
+    """`page`'s text with the table between its markers replaced by the study's."""
+    text = page.read_text()
+    head, rest = text.split(TABLE_BEGIN)
+    _, tail = rest.split(TABLE_END)
+    return f"{head}{TABLE_BEGIN}\n{markdown_table(summary)}\n{TABLE_END}{tail}"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -167,6 +197,7 @@ def main(argv=None) -> None:
     p = sub.add_parser("summary")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--page", type=Path, help="also rewrite the table between this page's demo-recipe markers")
     args = parser.parse_args(argv)
     if args.cmd == "run":
         args.out.mkdir(parents=True, exist_ok=True)
@@ -177,6 +208,8 @@ def main(argv=None) -> None:
     else:
         summary = summarize(args.out)
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
+        if args.page:
+            args.page.write_text(render_into(args.page, summary))
         for name, row in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
             std = f"{row['std']:.3f}" if row["std"] is not None else "-"
             print(f"{name:28s} n={row['n']} min {row['min']:.3f} mean {row['mean']:.3f} std {std}  "
