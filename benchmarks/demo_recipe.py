@@ -72,6 +72,7 @@ CANDIDATES: dict[str, tuple[list[str], float]] = {
                                       "optim.warmup_steps=200", "model.encoder_kernel_size=3"], 0.8),
     "torch_enc3_lr2e-3_wu100_clip1": (["model.init=torch", "optim.learning_rate=2e-3", "optim.warmup_steps=100",
                                        "optim.grad_clip_norm=1.0", "model.encoder_kernel_size=3"], 0.8),
+    "torch_enc3": (["model.init=torch", "model.encoder_kernel_size=3"], 0.8),  # the old learning rate, warm-up
     "torch_enc3_lr1e-3_wu100_decay1k": (["model.init=torch", "optim.learning_rate=1e-3", "optim.warmup_steps=100",
                                          "optim.decay_steps=1000", "model.encoder_kernel_size=3"], 0.8),
     "enc3_lr1e-3_wu100": (["optim.learning_rate=1e-3", "optim.warmup_steps=100", "model.encoder_kernel_size=3"], 0.8),

@@ -46,6 +46,7 @@ SEEDS = f"{RESULTS}/reproduce/tetrominoes_cpu_seeds.json"
 STEP14K = f"{RESULTS}/reproduce/tetrominoes_cpu_s0_step14000_evals.json"
 COLOUR = f"{RESULTS}/reproduce/tetrominoes_colour_ceiling.json"
 CURVE_MDS = f"{RESULTS}/reproduce/multi_dsprites_cpu_ft.json"
+DEMO_RUNS = f"{RESULTS}/demo_runs.json"
 
 Value = str | Callable[[Any], Any]
 
@@ -244,6 +245,12 @@ def fine_tune_rate(d: Any) -> float:
 # -- the registry ---------------------------------------------------------------------------------------------------
 
 QUOTES: list[Quote] = [
+    # README: what the demo does on fresh clones.
+    q(README, "**{:.3f}, {:.3f}, {:.3f}** for `train.seed` 0, 1, 2", DEMO_RUNS, "avx2_budget.runs.0.fg_ari",
+      "avx2_budget.runs.1.fg_ari", "avx2_budget.runs.2.fg_ari"),
+    q(README, "--set train.steps={} --minutes 60", DEMO_RUNS, "avx2_budget.runs.0.steps"),
+    q(README, "the default `make demo` ran {:,} steps in 5 minutes, FG-ARI **{:.3f}**", DEMO_RUNS,
+      "default.runs.0.steps", "default.runs.0.fg_ari"),
     # README: the shipped models.
     q(README, "`tetrominoes` (FG-ARI {:.3f} on {} held-out scenes)", CARD_TETRO, card_eval(3), card_eval(3, key="num")),
     q(README, "`multi_dsprites` (FG-ARI {:.3f}, objects only partly", CARD_MDS, card_eval(3)),
@@ -511,3 +518,17 @@ def test_key_paths_and_formats():
     assert get(data, "b.*.y") == [1, 2]
     assert f"{Num(1.959e-4):.2E} {Num(0.0):.1E} {Num(608880):.0k} {Num(6.6e-9):.0E}" == "1.96e-4 0 609k 7e-9"
     assert round(sd([0.8916453849124008, 0.9070200159240909]), 3) == 0.011
+
+
+def test_the_demo_recipe_table_is_the_committed_study():
+    """docs/performance.md's demo-recipe table is what benchmarks/demo_recipe.py renders from its committed JSON,
+    and the recipe `configs/demo.yaml` is the study's best candidate (highest mean) applied to its base."""
+    from benchmarks.demo_recipe import CANDIDATES, render_into
+    from slotattn import load_config
+
+    page = ROOT / PERFORMANCE
+    summary = load(f"{RESULTS}/demo_recipe.json")
+    assert page.read_text() == render_into(page, summary), "run benchmarks/demo_recipe.py summary --page ..."
+    best = max(summary["candidates"], key=lambda name: summary["candidates"][name]["mean"])
+    assert summary["candidates"][best]["n"] >= 3
+    assert load_config("demo") == load_config("tetrominoes_small", CANDIDATES[best][0])
