@@ -47,6 +47,7 @@ STEP14K = f"{RESULTS}/reproduce/tetrominoes_cpu_s0_step14000_evals.json"
 COLOUR = f"{RESULTS}/reproduce/tetrominoes_colour_ceiling.json"
 CURVE_MDS = f"{RESULTS}/reproduce/multi_dsprites_cpu_ft.json"
 DEMO_RUNS = f"{RESULTS}/demo_runs.json"
+DEMO_STUDY = f"{RESULTS}/demo_recipe.json"
 
 Value = str | Callable[[Any], Any]
 
@@ -251,6 +252,18 @@ QUOTES: list[Quote] = [
     q(README, "--set train.steps={} --minutes 60", DEMO_RUNS, "avx2_budget.runs.0.steps"),
     q(README, "the default `make demo` ran {:,} steps in 5 minutes, FG-ARI **{:.3f}**", DEMO_RUNS,
       "default.runs.0.steps", "default.runs.0.fg_ari"),
+    # README: each demo difference with the study's number (benchmarks/results/demo_recipe.json).
+    q(README, "(paper 5×5): {:.3f}, {:.3f}, {:.3f} against {:.3f}, {:.3f}, {:.3f} (seeds 0–2)", DEMO_STUDY,
+      *[f"candidates.{name}.fg_ari.{seed}" for name in ("torch_enc3_lr1e-3_wu100", "lr1e-3_wu100_torch")
+        for seed in range(3)]),
+    q(README, "Keras'): {:.3f} against {:.3f} (seed 0)", DEMO_STUDY, "candidates.torch_enc3_lr1e-3_wu100.fg_ari.0",
+      "candidates.enc3_lr1e-3_wu100.fg_ari.0"),
+    q(README, "(paper 4e-4, 10k): {:.3f}, {:.3f} against {:.3f}, {:.3f} (4e-4, warm-up 500)", DEMO_STUDY,
+      "candidates.torch_enc3_lr1e-3_wu100.fg_ari.0", "candidates.torch_enc3_lr1e-3_wu100.fg_ari.1",
+      "candidates.torch_enc3.fg_ari.0", "candidates.torch_enc3.fg_ari.1"),
+    q(README, "per image and reached {:.3f} (seed 0)", DEMO_STUDY, "candidates.torch_lr1e-3_wu100_paperdec.fg_ari.0"),
+    q(README, "batch 8 and 16 reached {:.3f} and {:.3f} (seed 0)", DEMO_STUDY,
+      "candidates.torch_enc3_bs8_lr1e-3_wu200.fg_ari.0", "candidates.torch_enc3_bs16_lr1e-3_wu200.fg_ari.0"),
     # README: the shipped models.
     q(README, "`tetrominoes` (FG-ARI {:.3f} on {} held-out scenes)", CARD_TETRO, card_eval(3), card_eval(3, key="num")),
     q(README, "`multi_dsprites` (FG-ARI {:.3f}, objects only partly", CARD_MDS, card_eval(3)),
