@@ -63,3 +63,16 @@ def test_two_ranks_match_one_process_with_the_global_batch_and_resume(store, tmp
             if key in ra:
                 assert rb[key] == pytest.approx(ra[key], abs=1e-4), (ra["step"], key)
     assert [p.name for p in list_checkpoints(ddp)] == ["step_00000002.pt", "step_00000004.pt"]
+
+
+def test_implicit_differentiation_trains_under_two_ranks_as_in_one_process(store, tmp_path):
+    """Under model.implicit_diff the slot initialisation gets no gradient; DDP must accept parameters without one."""
+    args = [*settings(store, 2), "--set", "model.implicit_diff=true"]
+    single = tmp_path / "single"
+    assert cli.main(["train", "--config", "debug", "--run-dir", str(single), "--no-progress", *args]) == 0
+    ddp = tmp_path / "ddp"
+    torchrun(["--config", "debug", *args], ddp)
+    a, b = (load_checkpoint(latest_checkpoint(run))["model"] for run in (single, ddp))
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=2e-4, rtol=1e-3, msg=key)
+    assert torch.equal(a["slot_attention.slots_mu"], b["slot_attention.slots_mu"])  # no gradient, never moved

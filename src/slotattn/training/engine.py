@@ -338,7 +338,10 @@ def _training_forward(model: torch.nn.Module, use_compile: bool, dist_info: Dist
     if dist_info.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
-        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        # Under implicit differentiation the learned slot initialisation gets no gradient; DDP must be told.
+        unused = any(getattr(module, "implicit_diff", False) for module in model.modules())
+        forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
+                                          find_unused_parameters=unused)
     if use_compile:
         forward = torch.compile(forward)
     return forward
