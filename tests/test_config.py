@@ -31,6 +31,9 @@ def test_defaults_are_the_paper_recipe():
     assert cfg.model.use_encoder_position and cfg.model.use_decoder_position
     # Initialisation: the official Keras model's (tests/test_init.py checks every layer's distribution).
     assert cfg.model.init == "official"
+    # The paper's module: softmax over slots, GRU, residual MLP, gradient through the unrolled iterations.
+    assert cfg.model.attention_axis == "slots" and cfg.model.use_gru and cfg.model.use_mlp
+    assert cfg.model.implicit_diff is False
     # The one default that is not the paper's (float32 training): the README, config.py and slotattn's docstring say
     # so where they call the defaults the paper's; change them together.
     assert cfg.train.precision == "auto"
