@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from slotattn import load_config, run
-from slotattn.training.runlog import cpu_model, read_metrics
+from slotattn.config import apply_overrides
+from slotattn.training.runlog import describe_device, read_metrics
 
 BUDGET_STEPS, BUDGET_BATCH = 990, 32  # `make demo` in 5 minutes on a 2-core AVX2-only EPYC, float32 (2026-12-04)
 BUDGET_IMAGES = BUDGET_STEPS * BUDGET_BATCH
@@ -86,10 +87,10 @@ def candidate_config(name: str, seed: int, data: str):
     overrides, cost = CANDIDATES[name]
     cfg = load_config("tetrominoes_small", [f"data.path={data}", *overrides])
     steps = round(BUDGET_IMAGES / cost / cfg.train.batch_size)
-    return load_config("tetrominoes_small", [
-        f"data.path={data}", *overrides, f"train.seed={seed}", "train.precision=fp32", f"train.steps={steps}",
-        "train.max_minutes=null", f"train.eval_every={steps // 4}", f"train.ckpt_every={steps}",
-        f"train.vis_every={steps}", "train.log_every=50"])
+    return apply_overrides(cfg, [
+        f"train.seed={seed}", "train.precision=fp32", f"train.steps={steps}", "train.max_minutes=null",
+        f"train.eval_every={steps // 4}", f"train.ckpt_every={steps}", f"train.vis_every={steps}",
+        "train.log_every=50"])
 
 
 def run_one(name: str, seed: int, out: Path, data: str) -> Path:
@@ -102,7 +103,7 @@ def run_one(name: str, seed: int, out: Path, data: str) -> Path:
     result = {"candidate": name, "overrides": CANDIDATES[name][0], "seed": seed, "steps": cfg.train.steps,
               "batch_size": cfg.train.batch_size, "images": cfg.train.steps * cfg.train.batch_size,
               "precision": "fp32", "fg_ari": curve[-1]["fg_ari"], "curve": curve,
-              "machine": f"{cpu_model()} ({torch.get_num_threads()} thread(s))",
+              "machine": describe_device(torch.device("cpu")),
               "minutes": round((time.time() - start) / 60, 2), "date": time.strftime("%Y-%m-%d")}
     path = out / f"{name}_s{seed}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from slotattn.paper import TABLE_1_FG_ARI, TABLE_1_SOURCE
-from slotattn.viz import new_figure
+from slotattn.viz import new_figure, save_figure
 
 # The switches of the paper's model; a run matches a TABLE_1_FG_ARI row only if its model has all of them.
 PAPER_SWITCHES = {"attention_axis": "slots", "use_gru": True, "use_mlp": True, "use_encoder_position": True,
@@ -226,10 +226,7 @@ def learning_curves(source: Source, path: Path) -> Path | None:
     ax_eval.set(xlabel="step", ylabel=f"{METRIC_NAMES.get(eval_key or '', eval_key)} (%)",
                 title=f"held-out {METRIC_NAMES.get(eval_key or '', eval_key)}")
     ax_eval.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    return path
+    return save_figure(fig, path)
 
 
 def markdown_to_html(text: str, title: str = "report") -> str:

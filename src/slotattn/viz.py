@@ -19,7 +19,8 @@ def new_figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path) -> Path:
+    """Lay out `fig` and write it to `path` (PNG, 100 dpi), making the folder if needed."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def decomposition_figure(
             ax.set_yticks([])
             if b == 0:
                 ax.set_title(title, fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def attention_figure(images: np.ndarray, attn: np.ndarray, labels: list[list[str]], path: str | Path) -> Path:
@@ -116,4 +117,4 @@ def attention_figure(images: np.ndarray, attn: np.ndarray, labels: list[list[str
     axes[0, 0].set_title("input", fontsize=8)
     for k in range(num_slots):
         axes[0, k + 1].set_title(f"slot {k}", fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
