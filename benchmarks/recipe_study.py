@@ -1,0 +1,51 @@
+"""What the recipe studies (benchmarks/demo_recipe.py, benchmarks/cpu_recipe.py) share: a run's record and the
+summary of candidates over seeds (final FG-ARI per seed, min, mean, sample std with ddof 1, curves against images).
+"""
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+from slotattn.training.runlog import read_metrics, read_starts
+
+
+def eval_curve(run_dir: Path, batch_size: int) -> list[dict]:
+    """The run's evaluations, oldest first: step, images seen, FG-ARI, ARI, mBO."""
+    return [{"step": r["step"], "images": r["step"] * batch_size, "fg_ari": r["fg_ari"], "ari": r["ari"],
+             "mbo": r["mbo"]} for r in read_metrics(run_dir) if r.get("split") == "eval"]
+
+
+def run_record(cfg, run_dir: Path, name: str, overrides: list[str], seed: int) -> dict:
+    """One finished run of a study: its candidate, budget, final FG-ARI, curve and where it trained
+    (every (re)start's machine and precision, from the run's starts.jsonl)."""
+    curve = eval_curve(run_dir, cfg.train.batch_size)
+    starts = read_starts(run_dir)
+    return {"candidate": name, "overrides": overrides, "seed": seed, "steps": cfg.train.steps,
+            "batch_size": cfg.train.batch_size, "images": cfg.train.steps * cfg.train.batch_size,
+            "precision": sorted({s["precision"] for s in starts}), "machine": sorted({s["device"] for s in starts}),
+            "fg_ari": curve[-1]["fg_ari"], "mean_fg_ari_over_curve": statistics.fmean(c["fg_ari"] for c in curve),
+            "curve": curve, "train_minutes": round(read_metrics(run_dir)[-1]["time_s"] / 60, 2),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def summarize(out: Path) -> dict:
+    """Every OUT/*_s*.json run gathered per candidate (in order of first appearance), seeds in order."""
+    runs = [json.loads(p.read_text()) for p in sorted(out.glob("*_s*.json"))]
+    table = {}
+    for name in dict.fromkeys(r["candidate"] for r in runs):
+        mine = sorted((r for r in runs if r["candidate"] == name), key=lambda r: r["seed"])
+        finals = [r["fg_ari"] for r in mine]
+        table[name] = {"overrides": mine[0]["overrides"], "images": mine[0]["images"],
+                       "fg_ari": {str(r["seed"]): r["fg_ari"] for r in mine}, "n": len(finals),
+                       "min": min(finals), "mean": statistics.fmean(finals),
+                       "std": statistics.stdev(finals) if len(finals) > 1 else None,
+                       "curves": {str(r["seed"]): r["curve"] for r in mine},
+                       "machine": mine[0]["machine"], "date": mine[-1]["date"]}
+    return {"candidates": table}
+
+
+def print_summary(summary: dict) -> None:
+    for name, row in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
+        std = f"{row['std']:.3f}" if row["std"] is not None else "-"
+        print(f"{name:28s} n={row['n']} min {row['min']:.3f} mean {row['mean']:.3f} std {std}  {row['fg_ari']}")
