@@ -6,8 +6,8 @@ candidate gets that many images in float32 whatever machine runs the study, so t
 image at the slow machine's budget, not the speed of the machine it ran on. Candidates that change the cost of
 an image (`cost` below: measured step-time ratio to the base recipe in one process) get proportionally fewer.
 
-    python benchmarks/demo_recipe.py run --candidate base --seed 0 --out /tmp/demo_study   # one run, one core
-    python benchmarks/demo_recipe.py summary --out /tmp/demo_study --json benchmarks/results/demo_recipe.json
+    python -m benchmarks.demo_recipe run --candidate base --seed 0 --out /tmp/demo_study   # one run, one core
+    python -m benchmarks.demo_recipe summary --out /tmp/demo_study --json benchmarks/results/demo_recipe.json
 
 `run` trains configs/tetrominoes_small.yaml (the demo recipe until this study) plus the candidate's overrides for the budget, evaluates FG-ARI on the demo's 256
 held-out scenes four times along the way and writes OUT/CANDIDATE_sSEED.json. `summary` gathers them: per
@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
+from benchmarks import recipe_study
 from slotattn import load_config, run
 from slotattn.config import apply_overrides
-from slotattn.training.runlog import describe_device, read_metrics
+from slotattn.training.runlog import describe_device
 
 BUDGET_STEPS, BUDGET_BATCH = 990, 32  # `make demo` in 5 minutes on a 2-core AVX2-only EPYC, float32 (2026-12-04)
 BUDGET_IMAGES = BUDGET_STEPS * BUDGET_BATCH
@@ -98,8 +99,7 @@ def run_one(name: str, seed: int, out: Path, data: str) -> Path:
     run_dir = out / f"{name}_s{seed}"
     start = time.time()
     run.train(cfg, run_dir)
-    curve = [{"step": r["step"], "images": r["step"] * cfg.train.batch_size, "fg_ari": r["fg_ari"],
-              "ari": r["ari"], "mbo": r["mbo"]} for r in read_metrics(run_dir) if r.get("split") == "eval"]
+    curve = recipe_study.eval_curve(run_dir, cfg.train.batch_size)
     result = {"candidate": name, "overrides": CANDIDATES[name][0], "seed": seed, "steps": cfg.train.steps,
               "batch_size": cfg.train.batch_size, "images": cfg.train.steps * cfg.train.batch_size,
               "precision": "fp32", "fg_ari": curve[-1]["fg_ari"], "curve": curve,
@@ -144,44 +144,13 @@ def measure_costs(names: list[str], data: str, rounds: int = 3) -> dict[str, flo
 
 
 def summarize(out: Path) -> dict:
-    runs = [json.loads(p.read_text()) for p in sorted(out.glob("*_s*.json"))]
-    table = {}
-    for name in dict.fromkeys(r["candidate"] for r in runs):
-        mine = sorted((r for r in runs if r["candidate"] == name), key=lambda r: r["seed"])
-        finals = [r["fg_ari"] for r in mine]
-        table[name] = {"overrides": mine[0]["overrides"], "images": mine[0]["images"],
-                       "fg_ari": {str(r["seed"]): r["fg_ari"] for r in mine}, "n": len(finals),
-                       "min": min(finals), "mean": statistics.fmean(finals),
-                       "std": statistics.stdev(finals) if len(finals) > 1 else None,
-                       "curves": {str(r["seed"]): r["curve"] for r in mine},
-                       "machine": mine[0]["machine"], "date": mine[-1]["date"]}
     return {"budget": {"steps": BUDGET_STEPS, "batch_size": BUDGET_BATCH, "images": BUDGET_IMAGES,
-                       "precision": "fp32"}, "candidates": table}
-
-
-TABLE_BEGIN, TABLE_END = "<!-- demo-recipe-table: begin (python benchmarks/demo_recipe.py summary) -->", \
-    "<!-- demo-recipe-table: end -->"
-
-
-def markdown_table(summary: dict) -> str:
-    """The study as a Markdown table, best mean first: overrides, images, FG-ARI per seed, min, mean ± sample std."""
-    lines = ["| candidate (overrides of tetrominoes_small) | images | FG-ARI per seed | min | mean ± std (n) |",
-             "|---|---:|---|---:|---|"]
-    for name, row in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
-        overrides = ", ".join(f"`{o}`" for o in row["overrides"]) or "none"
-        seeds = ", ".join(f"{v:.3f}" for v in row["fg_ari"].values())
-        spread = f" ± {row['std']:.3f}" if row["std"] is not None else ""
-        lines.append(f"| {name}: {overrides} | {row['images']:,} | {seeds} | {row['min']:.3f} | "
-                     f"{row['mean']:.3f}{spread} ({row['n']}) |")
-    return "\n".join(lines)
+                       "precision": "fp32"}, **recipe_study.summarize(out)}
 
 
 def render_into(page: Path, summary: dict) -> str:
-    """`page`'s text with the table between its markers replaced by the study's."""
-    text = page.read_text()
-    head, rest = text.split(TABLE_BEGIN)
-    _, tail = rest.split(TABLE_END)
-    return f"{head}{TABLE_BEGIN}\n{markdown_table(summary)}\n{TABLE_END}{tail}"
+    """`page`'s text with its demo-recipe table rendered from `summary`."""
+    return recipe_study.render_into(page, "demo_recipe", recipe_study.markdown_table(summary, "tetrominoes_small"))
 
 
 def main(argv=None) -> None:
@@ -212,10 +181,7 @@ def main(argv=None) -> None:
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
         if args.page:
             args.page.write_text(render_into(args.page, summary))
-        for name, row in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
-            std = f"{row['std']:.3f}" if row["std"] is not None else "-"
-            print(f"{name:28s} n={row['n']} min {row['min']:.3f} mean {row['mean']:.3f} std {std}  "
-                  f"{row['fg_ari']}")
+        recipe_study.print_summary(summary)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ def run_record(cfg, run_dir: Path, name: str, overrides: list[str], seed: int) -
 
 
 def summarize(out: Path) -> dict:
-    """Every OUT/*_s*.json run gathered per candidate (in order of first appearance), seeds in order."""
+    """Every OUT/*_s*.json run gathered per candidate (in order of first appearance), seeds in order. `curve_mean`
+    is the mean over seeds of each run's mean FG-ARI over its evaluations: learning along the way, not only at
+    the end."""
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("*_s*.json"))]
     table = {}
     for name in dict.fromkeys(r["candidate"] for r in runs):
@@ -40,9 +42,40 @@ def summarize(out: Path) -> dict:
                        "fg_ari": {str(r["seed"]): r["fg_ari"] for r in mine}, "n": len(finals),
                        "min": min(finals), "mean": statistics.fmean(finals),
                        "std": statistics.stdev(finals) if len(finals) > 1 else None,
+                       "curve_mean": statistics.fmean(statistics.fmean(c["fg_ari"] for c in r["curve"])
+                                                      for r in mine),
                        "curves": {str(r["seed"]): r["curve"] for r in mine},
                        "machine": mine[0]["machine"], "date": mine[-1]["date"]}
     return {"candidates": table}
+
+
+def markdown_table(summary: dict, base: str) -> str:
+    """The study as a Markdown table, best mean first: overrides, images, FG-ARI per seed, min, mean ± sample std,
+    and the mean FG-ARI over the evaluations along the way."""
+    lines = [f"| candidate (overrides of {base}) | images | FG-ARI per seed | min | mean ± std (n) | along the way |",
+             "|---|---:|---|---:|---|---:|"]
+    for name, row in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
+        overrides = ", ".join(f"`{o}`" for o in row["overrides"]) or "none"
+        seeds = ", ".join(f"{v:.3f}" for v in row["fg_ari"].values())
+        spread = f" ± {row['std']:.3f}" if row["std"] is not None else ""
+        lines.append(f"| {name}: {overrides} | {row['images']:,} | {seeds} | {row['min']:.3f} | "
+                     f"{row['mean']:.3f}{spread} ({row['n']}) | {row['curve_mean']:.3f} |")
+    return "\n".join(lines)
+
+
+def markers(study: str) -> tuple[str, str]:
+    """The comments around STUDY's generated table in a docs page (STUDY: the benchmarks module's name)."""
+    table = study.replace("_", "-")
+    return f"<!-- {table}-table: begin (python -m benchmarks.{study} summary) -->", f"<!-- {table}-table: end -->"
+
+
+def render_into(page: Path, study: str, table: str) -> str:
+    """`page`'s text with the text between STUDY's markers replaced by `table`."""
+    begin, end = markers(study)
+    text = page.read_text()
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    return f"{head}{begin}\n{table}\n{end}{tail}"
 
 
 def print_summary(summary: dict) -> None:

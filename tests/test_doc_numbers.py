@@ -541,7 +541,7 @@ def test_the_demo_recipe_table_is_the_committed_study():
 
     page = ROOT / PERFORMANCE
     summary = load(f"{RESULTS}/demo_recipe.json")
-    assert page.read_text() == render_into(page, summary), "run benchmarks/demo_recipe.py summary --page ..."
+    assert page.read_text() == render_into(page, summary), "run python -m benchmarks.demo_recipe summary --page ..."
     best = max(summary["candidates"], key=lambda name: summary["candidates"][name]["mean"])
     assert summary["candidates"][best]["n"] >= 3
     assert load_config("demo") == load_config("tetrominoes_small", CANDIDATES[best][0])
