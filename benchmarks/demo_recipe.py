@@ -110,35 +110,12 @@ def run_one(name: str, seed: int, out: Path, data: str) -> Path:
     return path
 
 
-def seconds_per_image(cfg, steps: int = 20) -> float:
-    """Median time of a float32 training step (forward, loss, backward, Adam) over `steps`, per image."""
-    from slotattn.data.batch import to_model_batch
-    from slotattn.data.build import build_train_source
-    from slotattn.models import build_model
-    from slotattn.tasks import build_task
-
-    torch.manual_seed(0)
-    model, task = build_model(cfg), build_task(cfg.task)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
-    source = build_train_source(cfg)
-    times = []
-    for step in range(steps + 3):
-        batch = to_model_batch(source.batch(step))
-        start = time.perf_counter()
-        loss = sum(task.loss(model(batch["image"]), batch).values())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[3:]) / cfg.train.batch_size
-
-
 def measure_costs(names: list[str], data: str, rounds: int = 3) -> dict[str, float]:
     """Each candidate's cost of an image relative to `base`, measured interleaved in this one process."""
     per_image = {name: [] for name in ["base", *names]}
     for _ in range(rounds):
         for name in per_image:
-            per_image[name].append(seconds_per_image(candidate_config(name, 0, data)))
+            per_image[name].append(recipe_study.seconds_per_image(candidate_config(name, 0, data)))
     base = statistics.median(per_image["base"])
     return {name: statistics.median(times) / base for name, times in per_image.items()}
 

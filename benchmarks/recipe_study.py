@@ -2,11 +2,18 @@
 summary of candidates over seeds (final FG-ARI per seed, min, mean, sample std with ddof 1, curves against images).
 """
 
+import contextlib
 import json
 import statistics
 import time
 from pathlib import Path
 
+import torch
+
+from slotattn.data.batch import to_model_batch
+from slotattn.data.build import build_train_source
+from slotattn.models import build_model
+from slotattn.tasks import build_task
 from slotattn.training.runlog import read_metrics, read_starts
 
 
@@ -27,6 +34,27 @@ def run_record(cfg, run_dir: Path, name: str, overrides: list[str], seed: int) -
             "fg_ari": curve[-1]["fg_ari"], "mean_fg_ari_over_curve": statistics.fmean(c["fg_ari"] for c in curve),
             "curve": curve, "train_minutes": round(read_metrics(run_dir)[-1]["time_s"] / 60, 2),
             "date": time.strftime("%Y-%m-%d")}
+
+
+def seconds_per_image(cfg, steps: int = 20, precision: str = "fp32") -> float:
+    """Median time of a training step (forward, loss, backward, Adam) over `steps`, per image, in float32 or under
+    bfloat16 autocast as the engine trains (`precision` "fp32" or "bf16")."""
+    torch.manual_seed(0)
+    model, task = build_model(cfg), build_task(cfg.task)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    source = build_train_source(cfg)
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    times = []
+    for step in range(steps + 3):
+        batch = to_model_batch(source.batch(step))
+        start = time.perf_counter()
+        with autocast:
+            loss = sum(task.loss(model(batch["image"]), batch).values())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[3:]) / cfg.train.batch_size
 
 
 def summarize(out: Path) -> dict:

@@ -385,6 +385,16 @@ def test_auto_precision_is_bf16_exactly_where_the_device_runs_it_natively(monkey
         assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
 
 
+def test_auto_precision_is_fp32_with_the_kernels_of_an_avx2_only_cpu():
+    """Under ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2 (how benchmarks/precision_speed.py measured an
+    AVX2-only CPU, where bf16 trained 7-10x slower) a process dispatches to AVX2 kernels and `auto` is float32."""
+    code = ("import torch; from benchmarks.precision_speed import isa; from slotattn.training.engine import "
+            "resolve_precision; print(isa()['aten_cpu_capability'], resolve_precision('auto', torch.device('cpu')))")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["AVX2", "fp32"]
+
+
 @pytest.mark.slow
 def test_compiled_training_matches_eager(trained, tmp_path, capsys):
     """train.compile=true: the same losses as the eager float32 run up to kernel rounding (about a minute of

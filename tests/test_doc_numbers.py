@@ -48,6 +48,8 @@ COLOUR = f"{RESULTS}/reproduce/tetrominoes_colour_ceiling.json"
 CURVE_MDS = f"{RESULTS}/reproduce/multi_dsprites_cpu_ft.json"
 DEMO_RUNS = f"{RESULTS}/demo_runs.json"
 DEMO_STUDY = f"{RESULTS}/demo_recipe.json"
+PRECISION_NATIVE = f"{RESULTS}/precision_speed_native.json"
+PRECISION_AVX2 = f"{RESULTS}/precision_speed_avx2.json"
 
 Value = str | Callable[[Any], Any]
 
@@ -103,6 +105,11 @@ def get(data: Any, path: str) -> Any:
 def sd(values: list[float]) -> float:
     """Sample standard deviation (n - 1), the one the pages quote."""
     return statistics.stdev(values)
+
+
+def bf16_slowdowns(precision_speed: dict) -> list[float]:
+    """How many times slower bf16 autocast trained than float32, per row of a precision_speed JSON."""
+    return [1 / row["bf16_speedup"] for row in precision_speed["rows"]]
 
 
 class Num:
@@ -344,6 +351,18 @@ QUOTES: list[Quote] = [
       lambda d: speed_row(d, "multi_dsprites", "slotattn-fp32")["train_gflop_per_image"]),
     q(PERFORMANCE, "(module forward {:.2f} → {:.2f} GFLOP at N = {})", SPEED, "module[model=reference].forward_gflop",
       "module[model=slotattn-fp32].forward_gflop", "module[model=reference].num_inputs"),
+    # bf16 against fp32 with AVX2 kernels (benchmarks/precision_speed.py): each table row, in two halves.
+    *[q(PERFORMANCE, f"| {label} | {threads} | {{:.0f}} → {{:.0f}} | {{:.2f}}× | {{:.0f}} → {{:.1f}} | {{:.2f}}× |",
+        PRECISION_NATIVE, *[f"rows[recipe={recipe},threads={threads}].{k}" for k in
+                            ("fp32_images_per_s", "bf16_images_per_s", "bf16_speedup")],
+        *[lambda d, k=k, r=recipe, t=threads: get(load(PRECISION_AVX2), f"rows[recipe={r},threads={t}].{k}")
+          for k in ("fp32_images_per_s", "bf16_images_per_s", "bf16_speedup")])
+      for label, recipe in [("demo (32)", "demo"), ("paper's Tetrominoes (16)", "tetrominoes_cpu")]
+      for threads in (1, 2)],
+    q(README, "with AVX2 kernels bf16 autocast trained {:.0f}–{:.0f}× slower", PRECISION_AVX2,
+      lambda d: min(bf16_slowdowns(d)), lambda d: max(bf16_slowdowns(d))),
+    q(PERFORMANCE, "With AVX2 kernels bfloat16 autocast trains {:.0f}–{:.0f}× slower than float32", PRECISION_AVX2,
+      lambda d: min(bf16_slowdowns(d)), lambda d: max(bf16_slowdowns(d))),
     q(PERFORMANCE, "the default path trained Tetrominoes {:.2f}× faster than the float32 path ({:.2f} vs {:.2f} img/s",
       SPEED, speed_ratio("tetrominoes", "slotattn-fast", "slotattn-fp32"),
       lambda d: speed_row(d, "tetrominoes", "slotattn-fast")["train_images_per_s"],
