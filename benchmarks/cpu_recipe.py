@@ -13,7 +13,6 @@ learning per image; a candidate that changes the cost of a step is reported with
 `run` resumes an interrupted run from its newest checkpoint (exact continuation), so a study can span sessions.
 """
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -63,25 +62,26 @@ def run_one(name: str, seed: int, out: Path, precision: str = "auto") -> Path:
     return path
 
 
+def render_into(page: Path, summary: dict) -> str:
+    """`page`'s text with its cpu-recipe table rendered from `summary`."""
+    return recipe_study.render_into(page, "cpu_recipe", recipe_study.markdown_table(summary, BASE))
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("run")
-    p.add_argument("--candidate", required=True, choices=sorted(CANDIDATES))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    p = sub.add_parser("summary")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--json", type=Path, required=True)
+    parser, run_parser, _ = recipe_study.study_parser(__doc__, CANDIDATES, "cpu-recipe")
+    run_parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     args = parser.parse_args(argv)
     if args.cmd == "run":
         args.out.mkdir(parents=True, exist_ok=True)
         print(run_one(args.candidate, args.seed, args.out, args.precision))
     else:
-        summary = recipe_study.summarize(args.out)
-        summary["budget"] = {"images": BUDGET_IMAGES, "eval_every_images": EVAL_IMAGES, "base": BASE}
+        summary = {"budget": {"images": BUDGET_IMAGES, "eval_every_images": EVAL_IMAGES, "base": BASE},
+                   **recipe_study.summarize(args.out)}
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
+        recipe_study.plot_curves(summary, args.json.with_suffix(".png"),  # the figure beside the JSON
+                                 "The paper's Tetrominoes model on one CPU core: recipe candidates")
+        if args.page:
+            args.page.write_text(render_into(args.page, summary))
         recipe_study.print_summary(summary)
 
 

@@ -14,7 +14,6 @@ held-out scenes four times along the way and writes OUT/CANDIDATE_sSEED.json. `s
 candidate the final FG-ARI of every seed, min, mean and sample std (ddof 1), and the curve against images.
 """
 
-import argparse
 import json
 import statistics
 import time
@@ -131,21 +130,12 @@ def render_into(page: Path, summary: dict) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("run")
-    p.add_argument("--candidate", required=True, choices=sorted(CANDIDATES))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--data", required=True, help="the demo's training scenes (slotattn generate tetrominoes "
-                                                 "--num 60000 --seed 0 --out DIR)")
+    parser, run_parser, sub = recipe_study.study_parser(__doc__, CANDIDATES, "demo-recipe")
+    run_parser.add_argument("--data", required=True, help="the demo's training scenes (slotattn generate "
+                                                          "tetrominoes --num 60000 --seed 0 --out DIR)")
     p = sub.add_parser("cost", help="step cost per image of candidates relative to base (one process)")
     p.add_argument("candidates", nargs="+", choices=sorted(CANDIDATES))
     p.add_argument("--data", required=True)
-    p = sub.add_parser("summary")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--json", type=Path, required=True)
-    p.add_argument("--page", type=Path, help="also rewrite the table between this page's demo-recipe markers")
     args = parser.parse_args(argv)
     if args.cmd == "run":
         args.out.mkdir(parents=True, exist_ok=True)

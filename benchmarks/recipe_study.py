@@ -2,6 +2,7 @@
 summary of candidates over seeds (final FG-ARI per seed, min, mean, sample std with ddof 1, curves against images).
 """
 
+import argparse
 import contextlib
 import json
 import statistics
@@ -104,6 +105,49 @@ def render_into(page: Path, study: str, table: str) -> str:
     head, rest = text.split(begin)
     _, tail = rest.split(end)
     return f"{head}{begin}\n{table}\n{end}{tail}"
+
+
+def mean_curve(curves: dict[str, list[dict]]) -> list[dict]:
+    """At every image count all seeds evaluated: the mean FG-ARI over seeds and its sample std (0 for one seed)."""
+    by_seed = [{p["images"]: p["fg_ari"] for p in curve} for curve in curves.values()]
+    images = sorted(set.intersection(*(set(c) for c in by_seed)))
+    return [{"images": n, "mean": statistics.fmean(c[n] for c in by_seed),
+             "std": statistics.stdev(c[n] for c in by_seed) if len(by_seed) > 1 else 0.0} for n in images]
+
+
+def plot_curves(summary: dict, path: Path, title: str) -> Path:
+    """FG-ARI against training images, one line per candidate (mean over seeds, band: ± sample std)."""
+    from slotattn.viz import new_figure, save_figure
+
+    fig = new_figure(8, 5)
+    ax = fig.add_subplot()
+    for name, row in summary["candidates"].items():
+        curve = mean_curve(row["curves"])
+        x = [p["images"] / 1000 for p in curve]
+        mean, std = [p["mean"] for p in curve], [p["std"] for p in curve]
+        line, = ax.plot(x, mean, label=f"{name} (n={row['n']})")
+        ax.fill_between(x, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
+                        color=line.get_color(), alpha=0.15)
+    ax.set(xlabel="training images (thousands)", ylabel="FG-ARI (held-out scenes)", title=title, ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    return save_figure(fig, path)
+
+
+def study_parser(doc: str, candidates: dict, study: str):
+    """The command line both studies share: `run --candidate --seed --out` and `summary --out --json --page`.
+    Returns (parser, the run subcommand's parser, the subparsers) for each study's own options."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    run = sub.add_parser("run")
+    run.add_argument("--candidate", required=True, choices=sorted(candidates))
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("summary")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--json", type=Path, required=True)
+    p.add_argument("--page", type=Path, help=f"also rewrite the table between this page's {study} markers")
+    return parser, run, sub
 
 
 def print_summary(summary: dict) -> None:
