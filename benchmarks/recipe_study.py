@@ -1,5 +1,6 @@
-"""What the recipe studies (benchmarks/demo_recipe.py, benchmarks/cpu_recipe.py) share: a run's record and the
-summary of candidates over seeds (final FG-ARI per seed, min, mean, sample std with ddof 1, curves against images).
+"""What the recipe studies (benchmarks/demo_recipe.py, benchmarks/cpu_recipe.py) share: a run's record, the summary
+of candidates over seeds (final FG-ARI per seed, min, mean, sample std with ddof 1, curves against images), its
+Markdown table and figure, the cost of a training step per image, and the command line.
 """
 
 import argparse
@@ -50,7 +51,7 @@ def seconds_per_image(cfg, steps: int = 20, precision: str = "fp32") -> float:
         batch = to_model_batch(source.batch(step))
         start = time.perf_counter()
         with autocast:
-            loss = sum(task.loss(model(batch["image"]), batch).values())
+            loss = task.loss(model(batch["image"]), batch)["loss"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
