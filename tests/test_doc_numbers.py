@@ -48,6 +48,7 @@ COLOUR = f"{RESULTS}/reproduce/tetrominoes_colour_ceiling.json"
 CURVE_MDS = f"{RESULTS}/reproduce/multi_dsprites_cpu_ft.json"
 DEMO_RUNS = f"{RESULTS}/demo_runs.json"
 DEMO_STUDY = f"{RESULTS}/demo_recipe.json"
+CPU_STUDY = f"{RESULTS}/cpu_recipe.json"
 PRECISION_NATIVE = f"{RESULTS}/precision_speed_native.json"
 PRECISION_AVX2 = f"{RESULTS}/precision_speed_avx2.json"
 
@@ -351,6 +352,17 @@ QUOTES: list[Quote] = [
       lambda d: speed_row(d, "multi_dsprites", "slotattn-fp32")["train_gflop_per_image"]),
     q(PERFORMANCE, "(module forward {:.2f} → {:.2f} GFLOP at N = {})", SPEED, "module[model=reference].forward_gflop",
       "module[model=slotattn-fp32].forward_gflop", "module[model=reference].num_inputs"),
+    # The CPU-recipe study's seed 0 (benchmarks/cpu_recipe.py; the table itself is rendered, see below).
+    q(REPRODUCTION, "The base recipe and batch 32 on its schedule stopped learning at FG-ARI {:.3f} and {:.3f}.",
+      CPU_STUDY, "candidates.base.fg_ari.0", "candidates.bs32.fg_ari.0"),
+    q(REPRODUCTION, "reached {:.3f} and {:.3f} by step 8,000 (128,000 images) for seeds 0 and 1.", SEEDS,
+      "common_steps[step=8000].fg_ari.tetrominoes_cpu_s0", "common_steps[step=8000].fg_ari.tetrominoes_cpu_s1"),
+    q(REPRODUCTION, "clipping the global gradient norm at 1.0 ({:.3f}), implicit differentiation ({:.3f}) and a "
+      "learning rate of 1e-3 ({:.3f}) left the trap; a 250-step warm-up climbed slowly ({:.3f}).", CPU_STUDY,
+      *[f"candidates.{name}.fg_ari.0" for name in ("clip1", "implicit", "lr1e-3", "warmup250")]),
+    *[q(REPRODUCTION, text, f"{RESULTS}/cpu_recipe_runs/{name}_s0.json", "mean_fg_ari_over_curve")
+      for name, text in [("clip1", "Along the way clipping learned fastest on seed 0 ({:.3f},"),
+                         ("lr1e-3", "against {:.3f} for 1e-3"), ("torch_init", "and {:.3f} for PyTorch's initialisation")]],
     # bf16 against fp32 with AVX2 kernels (benchmarks/precision_speed.py): each table row, in two halves.
     *[q(PERFORMANCE, f"| {label} | {threads} | {{:.0f}} → {{:.0f}} | {{:.2f}}× | {{:.0f}} → {{:.1f}} | {{:.2f}}× |",
         PRECISION_NATIVE, *[f"rows[recipe={recipe},threads={threads}].{k}" for k in
@@ -564,3 +576,15 @@ def test_the_demo_recipe_table_is_the_committed_study():
     best = max(summary["candidates"], key=lambda name: summary["candidates"][name]["mean"])
     assert summary["candidates"][best]["n"] >= 3
     assert load_config("demo") == load_config("tetrominoes_small", CANDIDATES[best][0])
+
+
+def test_the_cpu_recipe_table_is_the_committed_study():
+    """docs/reproduction.md's recipe-study table is what benchmarks/cpu_recipe.py renders from its committed JSON,
+    and every candidate in the JSON is one the script defines, with the overrides it defines."""
+    from benchmarks.cpu_recipe import BUDGET_IMAGES, CANDIDATES, render_into
+
+    page = ROOT / REPRODUCTION
+    summary = load(f"{RESULTS}/cpu_recipe.json")
+    assert page.read_text() == render_into(page, summary), "run python -m benchmarks.cpu_recipe summary --page ..."
+    for name, row in summary["candidates"].items():
+        assert row["overrides"] == CANDIDATES[name] and row["images"] == BUDGET_IMAGES
