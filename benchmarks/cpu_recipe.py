@@ -19,6 +19,7 @@ from pathlib import Path
 
 from benchmarks import recipe_study
 from slotattn import load_config, run
+from slotattn.config import apply_overrides
 from slotattn.training.checkpoint import latest_checkpoint
 
 BUDGET_IMAGES = 153_600  # >= 150k images per run (issue 26): 9,600 steps of batch 16, 4,800 of batch 32
@@ -40,12 +41,11 @@ CANDIDATES: dict[str, list[str]] = {
 
 def candidate_config(name: str, seed: int, precision: str = "auto"):
     cfg = load_config(BASE, CANDIDATES[name])
-    batch = cfg.train.batch_size
-    steps, every = BUDGET_IMAGES // batch, EVAL_IMAGES // batch
-    return load_config(BASE, [*CANDIDATES[name], f"train.seed={seed}", f"train.precision={precision}",
-                              f"train.steps={steps}", f"train.eval_every={every}", f"train.ckpt_every={every}",
-                              f"train.vis_every={steps}", "train.log_every=100", "train.max_minutes=null",
-                              "train.keep_last=1"])
+    steps, every = BUDGET_IMAGES // cfg.train.batch_size, EVAL_IMAGES // cfg.train.batch_size
+    return apply_overrides(cfg, [f"train.seed={seed}", f"train.precision={precision}",
+                                 f"train.steps={steps}", f"train.eval_every={every}", f"train.ckpt_every={every}",
+                                 f"train.vis_every={steps}", "train.log_every=100", "train.max_minutes=null",
+                                 "train.keep_last=1"])
 
 
 def run_one(name: str, seed: int, out: Path, precision: str = "auto") -> Path:

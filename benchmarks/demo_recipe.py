@@ -24,7 +24,7 @@ import torch
 from benchmarks import recipe_study
 from slotattn import load_config, run
 from slotattn.config import apply_overrides
-from slotattn.training.runlog import describe_device
+from slotattn.training.runlog import describe_device, read_metrics
 
 BUDGET_STEPS, BUDGET_BATCH = 990, 32  # `make demo` in 5 minutes on a 2-core AVX2-only EPYC, float32 (2026-12-04)
 BUDGET_IMAGES = BUDGET_STEPS * BUDGET_BATCH
@@ -98,7 +98,7 @@ def run_one(name: str, seed: int, out: Path, data: str) -> Path:
     run_dir = out / f"{name}_s{seed}"
     start = time.time()
     run.train(cfg, run_dir)
-    curve = recipe_study.eval_curve(run_dir, cfg.train.batch_size)
+    curve = recipe_study.eval_curve(read_metrics(run_dir), cfg.train.batch_size)
     result = {"candidate": name, "overrides": CANDIDATES[name][0], "seed": seed, "steps": cfg.train.steps,
               "batch_size": cfg.train.batch_size, "images": cfg.train.steps * cfg.train.batch_size,
               "precision": "fp32", "fg_ari": curve[-1]["fg_ari"], "curve": curve,

@@ -4,7 +4,6 @@ Markdown table and figure, the cost of a training step per image, and the comman
 """
 
 import argparse
-import contextlib
 import json
 import statistics
 import time
@@ -16,25 +15,26 @@ from slotattn.data.batch import to_model_batch
 from slotattn.data.build import build_train_source
 from slotattn.models import build_model
 from slotattn.tasks import build_task
+from slotattn.training.engine import autocast_for
 from slotattn.training.runlog import read_metrics, read_starts
 
 
-def eval_curve(run_dir: Path, batch_size: int) -> list[dict]:
-    """The run's evaluations, oldest first: step, images seen, FG-ARI, ARI, mBO."""
+def eval_curve(metrics: list[dict], batch_size: int) -> list[dict]:
+    """A run's evaluations (from its `read_metrics`), oldest first: step, images seen, FG-ARI, ARI, mBO."""
     return [{"step": r["step"], "images": r["step"] * batch_size, "fg_ari": r["fg_ari"], "ari": r["ari"],
-             "mbo": r["mbo"]} for r in read_metrics(run_dir) if r.get("split") == "eval"]
+             "mbo": r["mbo"]} for r in metrics if r.get("split") == "eval"]
 
 
 def run_record(cfg, run_dir: Path, name: str, overrides: list[str], seed: int) -> dict:
     """One finished run of a study: its candidate, budget, final FG-ARI, curve and where it trained
     (every (re)start's machine and precision, from the run's starts.jsonl)."""
-    curve = eval_curve(run_dir, cfg.train.batch_size)
-    starts = read_starts(run_dir)
+    metrics, starts = read_metrics(run_dir), read_starts(run_dir)
+    curve = eval_curve(metrics, cfg.train.batch_size)
     return {"candidate": name, "overrides": overrides, "seed": seed, "steps": cfg.train.steps,
             "batch_size": cfg.train.batch_size, "images": cfg.train.steps * cfg.train.batch_size,
             "precision": sorted({s["precision"] for s in starts}), "machine": sorted({s["device"] for s in starts}),
             "fg_ari": curve[-1]["fg_ari"], "mean_fg_ari_over_curve": statistics.fmean(c["fg_ari"] for c in curve),
-            "curve": curve, "train_minutes": round(read_metrics(run_dir)[-1]["time_s"] / 60, 2),
+            "curve": curve, "train_minutes": round(metrics[-1]["time_s"] / 60, 2),
             "date": time.strftime("%Y-%m-%d")}
 
 
@@ -45,12 +45,11 @@ def seconds_per_image(cfg, steps: int = 20, precision: str = "fp32") -> float:
     model, task = build_model(cfg), build_task(cfg.task)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     source = build_train_source(cfg)
-    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     times = []
     for step in range(steps + 3):
         batch = to_model_batch(source.batch(step))
         start = time.perf_counter()
-        with autocast:
+        with autocast_for(precision, "cpu"):
             loss = task.loss(model(batch["image"]), batch)["loss"]
         optimizer.zero_grad()
         loss.backward()

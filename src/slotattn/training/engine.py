@@ -71,6 +71,11 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+def autocast_for(precision: str, device_type: str):
+    """The context a training forward runs in: bfloat16 autocast for "bf16", nothing for "fp32"."""
+    return torch.autocast(device_type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+
+
 def to_device(batch: Batch, device: torch.device) -> Batch:
     return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
 
@@ -182,9 +187,7 @@ def train_step(
     in `problem`; the schedule still advances, so the step counts. `model` is what runs the forward pass (the
     DDP or compiled wrapper of `state.model`, or `state.model` itself).
     """
-    device_type = batch["image"].device.type
-    autocast = torch.autocast(device_type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
-    with autocast:  # bf16 mixed precision if asked; the models keep softmax/LayerNorm/losses in float32
+    with autocast_for(precision, batch["image"].device.type):  # bf16 mixed precision if asked; the models keep softmax/LayerNorm/losses in float32
         out = model(batch["image"]) if noise is None else model(batch["image"], noise=noise)
         terms = task.loss(out, batch)
     # Loss terms averaged over ranks, plus the caller's flags, in one collective so all ranks decide alike.
