@@ -36,6 +36,8 @@ CANDIDATES: dict[str, list[str]] = {
     "bs32": ["train.batch_size=32", "optim.warmup_steps=500", "optim.decay_steps=10000"],
     "clip1": ["optim.grad_clip_norm=1.0"],  # global-norm clipping (the base's norm is ~1.7-2.2)
     "implicit": ["model.implicit_diff=true"],  # Chang et al. 2022: gradient through the last iteration only
+    # Round 2: the two single changes that learned on every seed they ran (2026-12-06), together
+    "torch_init_clip1": ["model.init=torch", "optim.grad_clip_norm=1.0"],
 }
 
 
