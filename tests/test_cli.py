@@ -15,7 +15,7 @@ import torch
 import slotattn
 from slotattn import cli
 from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint
-from slotattn.config import load_config
+from slotattn.config import from_dict, load_config
 from slotattn.data.build import build_eval_batches, build_train_source
 from slotattn.training.engine import NonFiniteLossError, TrainingInterrupted, train
 from slotattn.models import build_model
@@ -139,6 +139,22 @@ def test_demo_uses_its_packaged_recipe_beside_a_demo_folder(tmp_path, monkeypatc
     assert code == 130 and "stopped by the test" in captured.err, captured.err
     packaged = load_config("demo", [f"data.path={Path('demo_run') / 'data'}"])
     assert used == [packaged] and used[0].data.name == "tetrominoes"
+
+
+def test_demo_says_when_its_time_limit_stopped_it_short_of_the_readmes_steps(tmp_path, capsys):
+    out = tmp_path / "demo_run"
+    code, captured = run(["demo", "--out", str(out), "--num-train", "32", "--minutes", "0.002", "--no-progress",
+                          "--set", "data.num_eval=4", "--set", "train.precision=fp32"], capsys)
+    assert code == 0, captured.err
+    steps = max(record["step"] for record in read_metrics(out / "run"))
+    assert 1 <= steps < cli.DEMO_SLOW_MACHINE_STEPS
+    assert f"note: the time limit stopped training after {steps:,} steps" in captured.out
+    assert f"slotattn demo --out {out} --resume --minutes 5" in captured.out
+    cfg = load_config("demo", [f"data.path={out / 'data'}"])
+    # no note when the run did all its steps, or had no time limit
+    assert cli._demo_steps_warning(out, from_dict({"train": {"steps": steps}}, base=cfg)) is None
+    assert cli._demo_steps_warning(out, from_dict({"train": {"max_minutes": None}}, base=cfg)) is None
+    assert cli._demo_steps_warning(out, cfg) is not None
 
 
 @pytest.mark.parametrize("recipe, content, message", [

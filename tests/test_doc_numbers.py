@@ -571,6 +571,13 @@ def test_key_paths_and_formats():
     assert round(sd([0.8916453849124008, 0.9070200159240909]), 3) == 0.011
 
 
+def test_the_demos_short_run_note_counts_the_steps_the_readme_expects_on_avx2():
+    from slotattn.cli import DEMO_SLOW_MACHINE_STEPS
+
+    assert DEMO_SLOW_MACHINE_STEPS == load(DEMO_RUNS)["avx2_budget"]["runs"][0]["steps"]
+    assert f"before {DEMO_SLOW_MACHINE_STEPS:,} steps (a slower or busy machine)" in (ROOT / README).read_text()
+
+
 def test_the_demo_recipe_table_is_the_committed_study():
     """docs/performance.md's demo-recipe table is what benchmarks/demo_recipe.py renders from its committed JSON,
     and the recipe `configs/demo.yaml` is the study's best candidate (highest mean) applied to its base."""
