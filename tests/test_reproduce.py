@@ -52,11 +52,45 @@ def test_a_row_names_the_hardware_the_run_recorded_at_each_start(tmp_path):
         f.write(json.dumps({**starts[0], "step": 9, "device": "Later GPU"}) + "\n")
     row = write_row("tetrominoes", run_dir, tmp_path / "row.json", num_eval=8)
     assert row["device"] == f"{starts[0]['device']} + Other CPU (1 thread)"
-    named = write_row("tetrominoes", run_dir, tmp_path / "named.json", num_eval=8, trained_on="AMD EPYC (1 thread)")
-    assert named["device"] == "AMD EPYC (1 thread)"
+    earlier = ("AMD EPYC (1 thread)", "fp32")  # where a run older than the record trained its first steps
+    recorded = write_row("tetrominoes", run_dir, tmp_path / "all.json", num_eval=8, unrecorded=earlier)
+    assert recorded["device"] == row["device"] and recorded["unrecorded"] is None  # the record covers the run
+    # A run whose record begins at step 2: its first steps trained where `unrecorded` says, then the recorded starts.
+    (run_dir / "starts.jsonl").write_text("".join(json.dumps(s) + "\n" for s in read_starts(run_dir)[1:]))
+    later = write_row("tetrominoes", run_dir, tmp_path / "later.json", num_eval=8, unrecorded=earlier)
+    assert later["device"] == f"AMD EPYC (1 thread) + {starts[1]['device']} + Other CPU (1 thread)"
+    assert later["precision"] == " + ".join(dict.fromkeys(["fp32", starts[1]["precision"]]))
+    assert later["unrecorded"] == list(earlier)
     (run_dir / "starts.jsonl").unlink()  # a run older than the record
+    named = write_row("tetrominoes", run_dir, tmp_path / "named.json", num_eval=8, unrecorded=earlier)
+    assert (named["device"], named["precision"]) == earlier
     assert "did not record where it trained" in write_row("tetrominoes", run_dir, tmp_path / "old.json",
                                                           num_eval=8)["device"]
+
+
+def test_updating_a_row_of_a_run_older_than_the_record_keeps_where_its_first_steps_trained(tmp_path, monkeypatch):
+    from reproduction import update_row
+
+    assert cli.main(["reproduce", "tetrominoes", "--out", str(tmp_path), "--no-progress", *TINY]) == 0
+    run_dir = tmp_path / "tetrominoes" / "run"
+    (run_dir / "starts.jsonl").unlink()  # trained before starts were recorded, on the hardware its row names:
+    old = {**json.loads((tmp_path / "tetrominoes.json").read_text()), "device": "AMD EPYC (1 thread)",
+           "precision": "fp32", "overrides": ["train.precision=fp32"]}
+    rows = tmp_path / "rows"
+    rows.mkdir()
+    (rows / "tetrominoes.json").write_text(json.dumps(old))
+    monkeypatch.setattr(update_row, "ROWS_DIR", rows)
+    assert cli.main(["reproduce", "tetrominoes", "--out", str(tmp_path), "--no-progress", *TINY[:2],
+                     "--set", "train.steps=4"]) == 0  # continued: its first recorded start is at step 2
+    (start,) = read_starts(run_dir)
+    assert update_row.main(["tetrominoes", "--run-dir", str(run_dir), "--overrides",
+                            "train.precision=fp32 up to step 2, then auto"]) == 0
+    row = json.loads((rows / "tetrominoes.json").read_text())
+    assert row["steps"] == 4 and row["device"] == f"AMD EPYC (1 thread) + {start['device']}"
+    assert row["precision"] == " + ".join(dict.fromkeys(["fp32", start["precision"]]))
+    assert row["overrides"] == ["train.precision=fp32 up to step 2, then auto"]
+    assert update_row.main(["tetrominoes", "--run-dir", str(run_dir)]) == 0  # again: nothing changes but the date
+    assert json.loads((rows / "tetrominoes.json").read_text())["device"] == row["device"]
 
 
 def test_a_row_counts_the_minutes_of_its_checkpoint_not_of_steps_logged_after_it(tmp_path):

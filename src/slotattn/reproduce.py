@@ -48,13 +48,19 @@ ROWS: dict[str, Row] = {r.name: r for r in (
 )}
 
 
-def training_device(run_dir: str | Path, step: int) -> tuple[str, str] | None:
-    """(device, precision) of the starts of the run up to `step` (`RunLog.record_start`); None if not recorded."""
+def training_device(run_dir: str | Path, step: int,
+                    unrecorded: tuple[str, str] | None = None) -> tuple[str, str] | None:
+    """(device, precision) of the run's training up to `step`: what it recorded at its starts
+    (`RunLog.record_start`), after `unrecorded` -- (device, precision) of the steps before its first recorded start,
+    for a run that began before the record (2026-12-04). None if neither says."""
     starts = [s for s in read_starts(run_dir) if s["step"] <= step]
-    if not starts:
+    parts = [(s["device"] + (f" x {s['world_size']} processes" if s["world_size"] > 1 else ""), s["precision"])
+             for s in starts]
+    if unrecorded is not None and (not starts or starts[0]["step"] > 0):
+        parts.insert(0, unrecorded)
+    if not parts:
         return None
-    devices = [s["device"] + (f" x {s['world_size']} processes" if s["world_size"] > 1 else "") for s in starts]
-    return " + ".join(dict.fromkeys(devices)), " + ".join(dict.fromkeys(s["precision"] for s in starts))
+    return " + ".join(dict.fromkeys(d for d, _ in parts)), " + ".join(dict.fromkeys(p for _, p in parts))
 
 
 def reproduce(name: str, out_dir: str | Path, *, minutes: float | None = None, device: str = "auto",
@@ -93,15 +99,17 @@ def reproduce(name: str, out_dir: str | Path, *, minutes: float | None = None, d
 
 def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int | None = None,
               overrides: Sequence[str] = (), data: str | None = None,
-              started_from: dict[str, Any] | None = None, trained_on: str | None = None) -> dict[str, Any]:
+              started_from: dict[str, Any] | None = None,
+              unrecorded: tuple[str, str] | None = None) -> dict[str, Any]:
     """Evaluate the newest checkpoint of `run_dir` with row `name`'s protocol and write the row to `path`.
 
     Also for runs trained otherwise than by `reproduce` (e.g. a CPU recipe): `overrides` then names the settings in
     which the run differed from the paper's recipe, and the row records them. `started_from` is for a run that
     fine-tuned earlier weights (`train.init_from`): {"what": ..., "images": ..., "minutes": ...} of the training
     behind those weights, added to the row's images and minutes and kept in the row. The row's device is
-    what the run recorded at its starts (`run_dir/starts.jsonl`); `trained_on` names it for a run that did not
-    record it (one older than the record), and without either the row says it names the evaluating process.
+    what the run recorded at its starts (`run_dir/starts.jsonl`), after `unrecorded` = (device, precision) of the
+    steps before the first recorded start (a run older than the record); without either the row says it names the
+    evaluating process.
     """
     if started_from is not None and set(started_from) != {"what", "images", "minutes"}:
         raise ValueError(f"started_from needs exactly the keys what, images, minutes; got {sorted(started_from)}")
@@ -115,12 +123,13 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
     # rows logged after the checkpoint (by a run stopped between checkpoints) describe training it does not hold
     train_rows = [r for r in read_metrics(run_dir) if r["split"] == "train" and r["step"] <= step]
     dev = resolve_device(cfg.train.device)
-    recorded = training_device(run_dir, step) if trained_on is None else None
+    if any(start["step"] == 0 for start in read_starts(run_dir)):
+        unrecorded = None  # the record covers the whole run
+    recorded = training_device(run_dir, step, unrecorded)
     if recorded is not None:
         device, precision = recorded
     else:
-        device = trained_on if trained_on is not None else (
-            f"{describe_device(dev)}, evaluating: the run did not record where it trained")
+        device = f"{describe_device(dev)}, evaluating: the run did not record where it trained"
         precision = resolve_precision(cfg.train.precision, dev)
     metrics = {k: v for k, v in result.items() if k not in ("checkpoint", "data", "num_slots", "num_iterations")}
     row_json = {
@@ -131,6 +140,7 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
                          + (started_from["minutes"] if started_from else 0.0), 1),
         "started_from": started_from,
         "device": device, "precision": precision,
+        "unrecorded": list(unrecorded) if unrecorded is not None else None,
         "date": time.strftime("%Y-%m-%d"), "recipe": row.recipe, "overrides": list(overrides),
         "data": data or cfg.data.path or f"generated:{cfg.data.name}", "config": to_dict(cfg),
     }
