@@ -80,6 +80,9 @@ CANDIDATES: dict[str, tuple[list[str], float]] = {
     "torch_lr1e-3_wu100_enc3_dec32": (["model.init=torch", "optim.learning_rate=1e-3", "optim.warmup_steps=100",
                                        "model.encoder_kernel_size=3", "model.decoder_channels=[32,32,32]",
                                        "model.decoder_strides=[1,1,1]"], 1.6),
+    # Round 6: global-norm clipping on the chosen recipe (in the CPU-recipe study clipping learned on every seed).
+    "torch_enc3_lr1e-3_wu100_clip1": (["model.init=torch", "optim.learning_rate=1e-3", "optim.warmup_steps=100",
+                                       "model.encoder_kernel_size=3", "optim.grad_clip_norm=1.0"], 0.8),
 }
 
 
