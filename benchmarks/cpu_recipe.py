@@ -17,9 +17,13 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from benchmarks import recipe_study
 from slotattn import load_config, run
 from slotattn.config import apply_overrides
+from slotattn.data.build import build_eval_batches
+from slotattn.metrics import ari
 from slotattn.training.checkpoint import latest_checkpoint
 
 BUDGET_IMAGES = 153_600  # >= 150k images per run (issue 26): 9,600 steps of batch 16, 4,800 of batch 32
@@ -50,6 +54,25 @@ def candidate_config(name: str, seed: int, precision: str = "auto"):
                                  "train.keep_last=1"])
 
 
+def cross_scene_ari(segmentations: torch.Tensor) -> float:
+    """Mean ARI between the segmentations (B, H, W) of neighbouring scenes, scene i against scene i + 1.
+
+    Slots that follow objects split two different scenes differently: near 0. Slots that split the image by position
+    (the band trap) split every scene alike: well above 0. So it measures the trap from the masks, without FG-ARI.
+    """
+    return ari(segmentations[:-1], segmentations[1:]).mean().item()
+
+
+def band_score(run_dir: Path, num: int = 64) -> float:
+    """`cross_scene_ari` of the run's final model on the first `num` held-out scenes (argmax slot per pixel)."""
+    cfg, model, _ = run.load_for_inference(run_dir, [f"train.eval_batch_size={num}", "train.device=cpu"])
+    batch = next(iter(build_eval_batches(cfg, num=num)()))
+    model.eval()
+    with torch.no_grad():
+        out = model(batch["image"].float(), generator=torch.Generator().manual_seed(cfg.train.seed))
+    return cross_scene_ari(out.masks[:, :, 0].argmax(dim=1))
+
+
 def run_one(name: str, seed: int, out: Path, precision: str = "auto") -> Path:
     """Train (or continue) one candidate's run in OUT/NAME_sSEED and write OUT/NAME_sSEED.json."""
     run_dir = out / f"{name}_s{seed}"
@@ -59,26 +82,46 @@ def run_one(name: str, seed: int, out: Path, precision: str = "auto") -> Path:
     run.train(cfg, run_dir, resume=resume)
     result = recipe_study.run_record(cfg, run_dir, name, CANDIDATES[name], seed)
     result["minutes_this_invocation"] = round((time.time() - start) / 60, 2)
+    result["cross_scene_ari"] = band_score(run_dir)
     path = out / f"{name}_s{seed}.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     return path
 
 
+def record_band_scores(out: Path) -> list[Path]:
+    """Add `cross_scene_ari` (`band_score` of its run directory's final model) to every OUT/NAME_sSEED.json that
+    lacks it: for runs recorded before the study measured it."""
+    done = []
+    for path in sorted(out.glob("*_s*.json")):
+        record = json.loads(path.read_text())
+        if "cross_scene_ari" not in record:
+            record["cross_scene_ari"] = band_score(out / path.stem)
+            path.write_text(json.dumps(record, indent=1) + "\n")
+            done.append(path)
+    return done
+
+
 def render_into(page: Path, summary: dict) -> str:
     """`page`'s text with its cpu-recipe table rendered from `summary`."""
-    return recipe_study.render_into(page, "cpu_recipe", recipe_study.markdown_table(summary, BASE))
+    table = recipe_study.markdown_table(summary, BASE, ("bands (cross-scene ARI) per seed", "cross_scene_ari"))
+    return recipe_study.render_into(page, "cpu_recipe", table)
 
 
 def main(argv=None) -> None:
-    parser, run_parser, _ = recipe_study.study_parser(__doc__, CANDIDATES, "cpu-recipe")
+    parser, run_parser, sub = recipe_study.study_parser(__doc__, CANDIDATES, "cpu-recipe")
     run_parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    bands = sub.add_parser("bands", help="add the band score to the runs recorded without it (needs their run dirs)")
+    bands.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     if args.cmd == "run":
         args.out.mkdir(parents=True, exist_ok=True)
         print(run_one(args.candidate, args.seed, args.out, args.precision))
+    elif args.cmd == "bands":
+        for path in record_band_scores(args.out):
+            print(f"{path}: cross-scene ARI {json.loads(path.read_text())['cross_scene_ari']:.3f}")
     else:
         summary = {"budget": {"images": BUDGET_IMAGES, "eval_every_images": EVAL_IMAGES, "base": BASE},
-                   **recipe_study.summarize(args.out)}
+                   **recipe_study.summarize(args.out, per_seed=["cross_scene_ari"])}
         args.json.write_text(json.dumps(summary, indent=1) + "\n")
         recipe_study.plot_curves(summary, args.json.with_suffix(".png"),  # the figure beside the JSON
                                  "The paper's Tetrominoes model on one CPU core: recipe candidates")

@@ -7,6 +7,7 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -58,10 +59,10 @@ def seconds_per_image(cfg, steps: int = 20, precision: str = "fp32") -> float:
     return statistics.median(times[3:]) / cfg.train.batch_size
 
 
-def summarize(out: Path) -> dict:
+def summarize(out: Path, per_seed: Sequence[str] = ()) -> dict:
     """Every OUT/*_s*.json run gathered per candidate (in order of first appearance), seeds in order. `curve_mean`
     is the mean over seeds of each run's mean FG-ARI over its evaluations: learning along the way, not only at
-    the end."""
+    the end. Each key in `per_seed` is gathered from the runs too, {seed: value} (None where a run lacks it)."""
     runs = [json.loads(p.read_text()) for p in sorted(out.glob("*_s*.json"))]
     table = {}
     for name in dict.fromkeys(r["candidate"] for r in runs):
@@ -74,21 +75,28 @@ def summarize(out: Path) -> dict:
                        "curve_mean": statistics.fmean(statistics.fmean(c["fg_ari"] for c in r["curve"])
                                                       for r in mine),
                        "curves": {str(r["seed"]): r["curve"] for r in mine},
-                       "machine": mine[0]["machine"], "date": mine[-1]["date"]}
+                       "machine": mine[0]["machine"], "date": mine[-1]["date"],
+                       **{key: {str(r["seed"]): r.get(key) for r in mine} for key in per_seed}}
     return {"candidates": table}
 
 
-def markdown_table(summary: dict, base: str) -> str:
+def markdown_table(summary: dict, base: str, per_seed_column: tuple[str, str] | None = None) -> str:
     """The study as a Markdown table, best mean first: overrides, images, FG-ARI per seed, min, mean ± sample std,
-    and the mean FG-ARI over the evaluations along the way."""
-    lines = [f"| candidate (overrides of {base}) | images | FG-ARI per seed | min | mean ± std (n) | along the way |",
-             "|---|---:|---|---:|---|---:|"]
+    the mean FG-ARI over the evaluations along the way, and optionally (header, key) a per-seed value of
+    `summarize(per_seed=...)` ("–" where a run lacks it)."""
+    extra = f" {per_seed_column[0]} |" if per_seed_column else ""
+    lines = [f"| candidate (overrides of {base}) | images | FG-ARI per seed | min | mean ± std (n) | along the way |"
+             + extra, "|---|---:|---|---:|---|---:|" + ("---|" if per_seed_column else "")]
     for name, row in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
         overrides = ", ".join(f"`{o}`" for o in row["overrides"]) or "none"
         seeds = ", ".join(f"{v:.3f}" for v in row["fg_ari"].values())
         spread = f" ± {row['std']:.3f}" if row["std"] is not None else ""
+        cells = ""
+        if per_seed_column:
+            values = row[per_seed_column[1]].values()
+            cells = " " + ", ".join("–" if v is None else f"{v:.2f}" for v in values) + " |"
         lines.append(f"| {name}: {overrides} | {row['images']:,} | {seeds} | {row['min']:.3f} | "
-                     f"{row['mean']:.3f}{spread} ({row['n']}) | {row['curve_mean']:.3f} |")
+                     f"{row['mean']:.3f}{spread} ({row['n']}) | {row['curve_mean']:.3f} |" + cells)
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ import json
 import statistics
 
 import pytest
+import torch
 
 from benchmarks import cpu_recipe, recipe_study
 from slotattn import load_config
@@ -40,6 +41,7 @@ def test_a_study_run_records_resumes_and_summarises(tmp_path, monkeypatch):
     record = json.loads((tmp_path / "base_s0.json").read_text())
     assert [c["images"] for c in record["curve"]] == [32, 64] and record["images"] == 64
     assert record["precision"] == ["fp32"] and record["fg_ari"] == record["curve"][-1]["fg_ari"]
+    assert -1 <= record["cross_scene_ari"] <= 1
 
     # Running a finished run again continues it from its checkpoint: nothing is retrained or evaluated twice.
     metrics = (tmp_path / "base_s0" / "metrics.jsonl").read_text()
@@ -47,11 +49,38 @@ def test_a_study_run_records_resumes_and_summarises(tmp_path, monkeypatch):
     assert (tmp_path / "base_s0" / "metrics.jsonl").read_text() == metrics
     assert json.loads((tmp_path / "base_s0.json").read_text())["curve"] == record["curve"]
 
-    summary = recipe_study.summarize(tmp_path)
+    summary = recipe_study.summarize(tmp_path, per_seed=["cross_scene_ari"])
     row = summary["candidates"]["base"]
+    assert row["cross_scene_ari"] == {str(s): json.loads((tmp_path / f"base_s{s}.json").read_text())["cross_scene_ari"]
+                                      for s in (0, 1)}
     finals = [json.loads((tmp_path / f"base_s{s}.json").read_text())["fg_ari"] for s in (0, 1)]
     assert row["n"] == 2 and row["mean"] == pytest.approx(statistics.fmean(finals))
     assert row["std"] == pytest.approx(statistics.stdev(finals))  # sample std, ddof 1
+
+
+def test_cross_scene_ari_tells_slots_that_split_by_position_from_slots_that_follow_objects():
+    scenes, size = 16, 35
+    rows = torch.arange(size).view(1, size, 1).expand(scenes, size, size)
+    renamed = torch.randperm(4 * scenes, generator=torch.Generator().manual_seed(0)).view(scenes, 4)
+    bands = torch.gather(renamed, 1, (rows // 9).flatten(1)).view(scenes, size, size)  # same bands, other slot ids
+    assert cpu_recipe.cross_scene_ari(bands) == pytest.approx(1.0)
+    objects = torch.zeros(scenes, size, size, dtype=torch.long)  # three 6x6 pieces at random places per scene
+    corners = torch.randint(0, size - 6, (scenes, 3, 2), generator=torch.Generator().manual_seed(1))
+    for scene in range(scenes):
+        for piece, (y, x) in enumerate(corners[scene].tolist(), start=1):
+            objects[scene, y:y + 6, x:x + 6] = piece
+    assert abs(cpu_recipe.cross_scene_ari(objects)) < 0.1
+
+
+def test_old_study_runs_get_their_band_score_once(tmp_path, monkeypatch):
+    (tmp_path / "base_s0.json").write_text(json.dumps({"candidate": "base", "seed": 0}))
+    (tmp_path / "clip1_s0.json").write_text(json.dumps({"candidate": "clip1", "seed": 0, "cross_scene_ari": 0.1}))
+    scored = []
+    monkeypatch.setattr(cpu_recipe, "band_score", lambda run_dir: scored.append(run_dir) or 0.7)
+    assert cpu_recipe.record_band_scores(tmp_path) == [tmp_path / "base_s0.json"]
+    assert scored == [tmp_path / "base_s0"]
+    assert json.loads((tmp_path / "base_s0.json").read_text())["cross_scene_ari"] == 0.7
+    assert cpu_recipe.record_band_scores(tmp_path) == []  # a second call measures nothing again
 
 
 def test_a_study_table_replaces_only_the_text_between_its_markers(tmp_path):
@@ -66,3 +95,6 @@ def test_a_study_table_replaces_only_the_text_between_its_markers(tmp_path):
     lines = text.splitlines()
     assert lines[4].startswith("| better: `a=1` | 1,000 | 0.500, 0.700 | 0.500 | 0.600 ± 0.141 (2) | 0.400 |")
     assert lines[5].startswith("| worse:")
+    with_scores = {"candidates": {"better": {**row, "bands": {"0": 0.61, "1": None}}}}
+    assert recipe_study.markdown_table(with_scores, "base", ("bands", "bands")).splitlines()[2].endswith(
+        "| 0.400 | 0.61, – |")
