@@ -42,6 +42,7 @@ ROW_TETRO = f"{RESULTS}/reproduce/tetrominoes.json"
 ROW_MDS = f"{RESULTS}/reproduce/multi_dsprites.json"
 CURVE_S0 = f"{RESULTS}/reproduce/tetrominoes_cpu_s0.json"
 CURVE_S1 = f"{RESULTS}/reproduce/tetrominoes_cpu_s1.json"
+CURVE_CLIP1_S0 = f"{RESULTS}/reproduce/tetrominoes_cpu_clip1_s0.json"
 SEEDS = f"{RESULTS}/reproduce/tetrominoes_cpu_seeds.json"
 STEP14K = f"{RESULTS}/reproduce/tetrominoes_cpu_s0_step14000_evals.json"
 COLOUR = f"{RESULTS}/reproduce/tetrominoes_colour_ceiling.json"
@@ -232,6 +233,12 @@ def step_of(checkpoint: str) -> Callable:
     """The step in the file name of a colour-ceiling checkpoint (step_00008135.pt -> 8135)."""
     return lambda d: int(re.search(r"step_(\d+)\.pt", next(m["checkpoint"] for m in d["models"]
                                                               if checkpoint in m["checkpoint"])).group(1))
+
+
+def resume_step(state: str) -> int:
+    """The step of the one checkpoint in a committed resume state (the curve's minutes are its last logged step's)."""
+    (record,) = (ROOT / RESULTS / "reproduce" / "resume" / state / "checkpoints").glob("step_*.json")
+    return json.loads(record.read_text())["step"]
 
 
 def curve_at(step: int, key: str = "fg_ari") -> str:
@@ -496,6 +503,16 @@ QUOTES: list[Quote] = [
     # docs/reproduction.md: Tetrominoes seed 0.
     *[q(REPRODUCTION, f"{{:.3f}} @ {k}k", CURVE_S0, curve_at(1000 * k)) for k in (1, 2, 4, 6, 9, 14, 16, 19, 26, 28, 32,
                                                                                  34, 36, 38)],
+    # seed 0 continued on 2026-12-07, and seed 0 of the chosen recipe (clipping) continued from its study run
+    *[q(REPRODUCTION, f"{{:.3f}} @{sep}{k}k", CURVE_S0, curve_at(1000 * k))
+      for k, sep in ((39, " "), (47, " "), (51, " "), (58, " "), (59, "\n"), (60, " "))],
+    q(REPRODUCTION, "stopped at step {:,} ({:,} images, {:.0f} minutes in all)", CURVE_S0,
+      lambda d: resume_step("tetrominoes_cpu_s0"), lambda d: 16 * resume_step("tetrominoes_cpu_s0"), "minutes"),
+    *[q(REPRODUCTION, f"{{:.3f}} @{sep}{k}k", CURVE_CLIP1_S0, curve_at(1000 * k))
+      for k, sep in ((14, " "), (15, " "), (20, " "), (21, " "), (24, "\n"), (25, " "))],
+    q(REPRODUCTION, "stopped at step {:,} ({:.0k} images, {:.0f} minutes in all)", CURVE_CLIP1_S0,
+      lambda d: resume_step("tetrominoes_cpu_clip1_s0"), lambda d: 16 * resume_step("tetrominoes_cpu_clip1_s0"),
+      "minutes"),
     q(REPRODUCTION, "{:.3f} at step {:,}** ({:.0k} images, {:.1f} minutes)", ROW_TETRO, "value", "steps",
       "images_seen", "minutes"),
     q(REPRODUCTION, "(`docs/models.md`: {:.3f} at T = 5, {:.3f} / {:.3f} at T = 3 / 5 on an unrelated seed)",
