@@ -52,11 +52,12 @@ def training_device(run_dir: str | Path, step: int,
                     unrecorded: tuple[str, str] | None = None) -> tuple[str, str] | None:
     """(device, precision) of the run's training up to `step`: what it recorded at its starts
     (`RunLog.record_start`), after `unrecorded` -- (device, precision) of the steps before its first recorded start,
-    for a run that began before the record (2026-12-04). None if neither says."""
+    for a run that began before the record (2026-12-04; `write_row` drops it when the record covers step 0). None
+    if neither says."""
     starts = [s for s in read_starts(run_dir) if s["step"] <= step]
     parts = [(s["device"] + (f" x {s['world_size']} processes" if s["world_size"] > 1 else ""), s["precision"])
              for s in starts]
-    if unrecorded is not None and (not starts or starts[0]["step"] > 0):
+    if unrecorded is not None:
         parts.insert(0, unrecorded)
     if not parts:
         return None
