@@ -3,7 +3,8 @@
 Reads `run_dir/metrics.jsonl` and the run's config; writes OUT.json (the curve, what the run was, the machine) and
 OUT.png. Minutes are the run's cumulative wall time including evaluation, summed over resumed segments.
 
-    python -m reproduction.curve --run-dir runs/tetro_s0 --out benchmarks/results/reproduce/tetrominoes_cpu_s0
+    python -m reproduction.curve --run-dir runs/tetro_clip1_s0 \
+        --out benchmarks/results/reproduce/tetrominoes_cpu_clip1_s0
 """
 
 import argparse

@@ -1,8 +1,10 @@
 """Ship a trained model as named weights: export, evaluate, draw, and write its model card from one JSON.
 
-    python -m reproduction.model_card ship tetrominoes --checkpoint benchmarks/results/reproduce/resume/tetrominoes_cpu_s0 \
-        --row benchmarks/results/reproduce/tetrominoes.json --curve benchmarks/results/reproduce/tetrominoes_cpu_s0.json \
-        --trained-on "one core of a 2-core AMD EPYC VM (AVX2)"
+    python -m reproduction.model_card ship tetrominoes \
+        --checkpoint benchmarks/results/reproduce/resume/tetrominoes_cpu_clip1_s0 \
+        --row benchmarks/results/reproduce/tetrominoes.json \
+        --curve benchmarks/results/reproduce/tetrominoes_cpu_clip1_s0.json \
+        --trained-on "one core of a 2-core Intel Xeon VM (AMX)"
     python -m reproduction.model_card render     # rewrite docs/models.md's generated blocks from the committed JSON
 
 `ship` writes src/slotattn/weights/NAME.safetensors + NAME.json (the checkpoint's weights and config),

@@ -9,6 +9,7 @@ data, every difference from the paper's recipe, the date and the full config.
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -45,7 +46,13 @@ def cells(name: str, r: dict[str, Any] | None) -> list[str]:
     recipe = f"differs (batch {r['config']['train']['batch_size']})" if r["overrides"] else "paper's"
     data = "generated" if r["data"].startswith("generated:") else "test"
     return [name, paper, f"{100 * r['value']:.1f} ({r['num_eval']} {data} scenes)", images, recipe,
-            f"{r['device']}, {r['precision']}, {r['minutes']:g} min"]
+            f"{short_device(r['device'])}, {r['precision']}, {r['minutes']:g} min"]
+
+
+def short_device(device: str) -> str:
+    """A device as the table names it: without trademark signs and the word "Processor"
+    ("Intel(R) Xeon(R) Processor (1 thread)" -> "Intel Xeon (1 thread)")."""
+    return re.sub(r"\(R\)|\(TM\)| Processor\b", "", device)
 
 
 def results_table(rows: Iterable[dict[str, Any]]) -> str:

@@ -1,7 +1,7 @@
 """Replace a run's committed resume state with its current one: config.yaml, metrics.jsonl, starts.jsonl and the
 newest checkpoint only (.pt + .json), so that the repository holds one checkpoint per run in progress.
 
-    python -m reproduction.resume_state runs/tetro_s0 tetrominoes_cpu_s0   # -> benchmarks/results/reproduce/resume/
+    python -m reproduction.resume_state runs/tetro_clip1_s0 tetrominoes_cpu_clip1_s0  # -> .../reproduce/resume/
 """
 
 import argparse

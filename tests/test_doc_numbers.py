@@ -46,6 +46,7 @@ CURVE_CLIP1_S0 = f"{RESULTS}/reproduce/tetrominoes_cpu_clip1_s0.json"
 SEEDS = f"{RESULTS}/reproduce/tetrominoes_cpu_seeds.json"
 STEP14K = f"{RESULTS}/reproduce/tetrominoes_cpu_s0_step14000_evals.json"
 COLOUR = f"{RESULTS}/reproduce/tetrominoes_colour_ceiling.json"
+CLIP1_S0_CKPT = "tetro_clip1_s0_step_00025736"  # the shipped `tetrominoes` in the colour-ceiling JSON
 CURVE_MDS = f"{RESULTS}/reproduce/multi_dsprites_cpu_ft.json"
 DEMO_RUNS = f"{RESULTS}/demo_runs.json"
 DEMO_STUDY = f"{RESULTS}/demo_recipe.json"
@@ -493,13 +494,18 @@ QUOTES: list[Quote] = [
       lambda d: d["runs"]["bf16"]["0"]["median_train_img_per_s"] / d["runs"]["fp32"]["0"]["median_train_img_per_s"],
       "runs.bf16.0.median_train_img_per_s", "runs.fp32.0.median_train_img_per_s"),
     # docs/reproduction.md: the rows.
-    q(REPRODUCTION, "| seed 0: {:.1f} at T = 3, {:.1f} at T = 5 ({:,} images, {:.2f} % of the paper's 32M); seed 1: "
-      "{:.1f} at step 8,000 |", CARD_TETRO, lambda d: 100 * get(d, card_eval(3)), lambda d: 100 * get(d, card_eval(5)),
-      "images_seen", share_of_paper(), lambda d: 100 * get(load(CURVE_S1), curve_at(8000))),
+    q(REPRODUCTION, "| seed 0 of the chosen CPU recipe: {:.1f} at T = 3, {:.1f} at T = 5 ({:,} images, {:.2f} % of the "
+      "paper's 32M) |", CARD_TETRO, lambda d: 100 * get(d, card_eval(3)), lambda d: 100 * get(d, card_eval(5)),
+      "images_seen", share_of_paper()),
     q(REPRODUCTION, "| {:.1f} ({:,} images, {:.2f} %) |", ROW_MDS, lambda d: 100 * d["value"], "images_seen",
       share_of_paper()),
-    q(REPRODUCTION, "One AVX2 core trains about {:,.0f} steps of batch 16 an hour (seed 0: {:,} steps in {:.1f} "
-      "minutes)", ROW_TETRO, lambda d: round(d["steps"] / d["minutes"] * 60, -2), "steps", "minutes"),
+    q(REPRODUCTION, "One core of an AMX Xeon trains about {:,.0f} steps of batch 16 an hour in bf16 (the row's run: {:,} "
+      "steps in {:.1f} minutes)", ROW_TETRO, lambda d: round(d["steps"] / d["minutes"] * 60, -2), "steps", "minutes"),
+    q(REPRODUCTION, "an AVX2 core about {:,.0f} in float32 (the old recipe's seed 0: {:,} steps in {:.0f} minutes)",
+      CURVE_S0, lambda d: round(38000 / get(d, curve_at(38000, "minutes")) * 60, -2), lambda d: 38000,
+      curve_at(38000, "minutes")),
+    q(REPRODUCTION, "float32 on one core of a 2-core AMD EPYC VM (AVX2) to step {:,}", COLOUR,
+      step_of("tetro_s0_step_00038055")),
     q(REPRODUCTION, "| needs a GPU ({:.0f} GFLOP per training image, {:.1f} img/s on a CPU core: "
       "`run_quick_clevr6_mirrored.json`) |", SPEED_CLEVR6,
       "recipes[recipe=clevr6,model=slotattn-fast].train_gflop_per_image",
@@ -510,11 +516,13 @@ QUOTES: list[Quote] = [
     # seed 0 continued on 2026-12-07, and seed 0 of the chosen recipe (clipping) continued from its study run
     *[q(REPRODUCTION, f"{{:.3f}} @{sep}{k}k", CURVE_S0, curve_at(1000 * k))
       for k, sep in ((39, " "), (47, " "), (51, " "), (58, " "), (59, "\n"), (60, " "))],
-    q(REPRODUCTION, "stopped at step {:,} ({:,} images, {:.0f} minutes in all)", CURVE_S0,
-      lambda d: resume_step("tetrominoes_cpu_s0"), lambda d: 16 * resume_step("tetrominoes_cpu_s0"), "minutes"),
+    q(REPRODUCTION, "the final checkpoint, step {:,} ({:,} images, {:.0f} minutes in all), scores {:.3f} at T = 3",
+      CURVE_S0, lambda d: step_of("tetro_s0_step_00060065")(load(COLOUR)),
+      lambda d: 16 * step_of("tetro_s0_step_00060065")(load(COLOUR)), "minutes",
+      lambda d: colour("tetro_s0_step_00060065", 3, "all")(load(COLOUR))),
     *[q(REPRODUCTION, f"{{:.3f}} @{sep}{k}k", CURVE_CLIP1_S0, curve_at(1000 * k))
       for k, sep in ((14, " "), (15, " "), (20, " "), (21, " "), (24, "\n"), (25, " "))],
-    q(REPRODUCTION, "stopped at step {:,} ({:.0k} images, {:.0f} minutes in all)", CURVE_CLIP1_S0,
+    q(REPRODUCTION, "at step {:,}** ({:.0k} images, {:.1f} minutes), where it stopped", CURVE_CLIP1_S0,
       lambda d: resume_step("tetrominoes_cpu_clip1_s0"), lambda d: 16 * resume_step("tetrominoes_cpu_clip1_s0"),
       "minutes"),
     q(REPRODUCTION, "{:.3f} at step {:,}** ({:.0k} images, {:.1f} minutes)", ROW_TETRO, "value", "steps",
@@ -531,20 +539,33 @@ QUOTES: list[Quote] = [
     *[q(REPRODUCTION, f"| {label} | 3 / 5 / 7 | " + " | ".join(["{:.3f} / {:.3f} / {:.3f}"] * 3) + " |", COLOUR,
         *[colour(ckpt, t, subset) for subset in ("all", "colours_separate", "touching_same_colour")
           for t in (3, 5, 7)])
-      for label, ckpt in [("seed 0, step 38,055", "step_00038055"), ("seed 1, step 8,135", "step_00008135")]],
-    q(REPRODUCTION, "On the {:.1f} % of scenes where colours separate the pieces, seed 0 reaches {:.3f} at test-time "
-      "T = 5.", COLOUR, lambda d: 100 - 100 * d["touching_fraction"], colour("step_00038055", 5, "colours_separate")),
-    q(REPRODUCTION, "Like for like (all {} scenes, T = 3), seed 0 has {:.3f}.", COLOUR, "num",
-      colour("step_00038055", 3, "all")),
-    q(REPRODUCTION, "the paper's model saw {:.1f}× more training images (32M against {:,})", ROW_TETRO,
+      for label, ckpt in [("old recipe, seed 0, step 38,055", "tetro_s0_step_00038055"),
+                          ("old recipe, seed 0, step 60,065", "tetro_s0_step_00060065"),
+                          ("old recipe, seed 1, step 8,135", "tetro_s1_step_00008135"),
+                          ("chosen recipe, seed 0, step 25,736", "tetro_clip1_s0_step_00025736")]],
+    q(REPRODUCTION, "on the {:.1f} % of scenes where colours separate the pieces, the chosen recipe's seed 0 scores "
+      "{:.3f} at T = 3 and {:.3f} at T = 5; on the {:.1f} % where two same-coloured pieces touch it scores {:.3f}",
+      COLOUR, lambda d: 100 - 100 * d["touching_fraction"], colour(CLIP1_S0_CKPT, 3, "colours_separate"),
+      colour(CLIP1_S0_CKPT, 5, "colours_separate"), lambda d: 100 * d["touching_fraction"],
+      colour(CLIP1_S0_CKPT, 3, "touching_same_colour")),
+    q(REPRODUCTION, "it scores {:.3f} ({:.3f} at T = 5). Reaching", COLOUR, colour(CLIP1_S0_CKPT, 3, "touching_same_colour"),
+      colour(CLIP1_S0_CKPT, 5, "touching_same_colour")),
+    q(REPRODUCTION, "with {:.3f} on the rest, those scenes would need about {:.2f}.", COLOUR,
+      colour(CLIP1_S0_CKPT, 5, "colours_separate"),
+      lambda d: (0.99 - (1 - d["touching_fraction"]) * colour(CLIP1_S0_CKPT, 5, "colours_separate")(d))
+      / d["touching_fraction"]),
+    q(REPRODUCTION, "between steps 38,055 and 60,065 ({:.3f} → {:.3f} at T = 3)", COLOUR,
+      colour("tetro_s0_step_00038055", 3, "touching_same_colour"),
+      colour("tetro_s0_step_00060065", 3, "touching_same_colour")),
+    q(REPRODUCTION, "after 32M training images ({:.1f}× the row's {:,})", ROW_TETRO,
       lambda d: PAPER_IMAGES / d["images_seen"], "images_seen"),
     q(REPRODUCTION, "{:.3f} / {:.3f} / {:.3f} at T = 3 / 5 / 7 on the held-out seed, {:.3f} / {:.3f} / {:.3f} on "
       "scenes of seed 4242", STEP14K, *[f"[eval_seed={seed},num_iterations={t}].fg_ari" for seed in (1000003, 4242)
                                 for t in (3, 5, 7)]),
     # docs/reproduction.md: Tetrominoes seed 1 and both seeds.
     *[q(REPRODUCTION, f"{{:.3f}} @ {k}k", CURVE_S1, curve_at(1000 * k)) for k in (1, 2, 3, 4, 6, 7, 8)],
-    q(REPRODUCTION, "stopped at step {:,} ({:.0k} images, {:.0f} minutes)", COLOUR, step_of("step_00008135"),
-      lambda d: 16 * step_of("step_00008135")(d), lambda d: load(CURVE_S1)["minutes"]),
+    q(REPRODUCTION, "stopped at step {:,} ({:.0k} images, {:.0f} minutes)", COLOUR, step_of("tetro_s1_step_00008135"),
+      lambda d: 16 * step_of("tetro_s1_step_00008135")(d), lambda d: load(CURVE_S1)["minutes"]),
     q(REPRODUCTION, "FG-ARI {:.3f} ± {:.3f} at step 8,000 (mean ± sample std, n = {}: {:.3f} and {:.3f})", SEEDS,
       "common_steps[step=8000].mean", lambda d: sd(list(get(d, "common_steps[step=8000].fg_ari").values())),
       lambda d: len(get(d, "common_steps[step=8000].fg_ari")), "common_steps[step=8000].fg_ari.tetrominoes_cpu_s0",
@@ -579,8 +600,9 @@ QUOTES: list[Quote] = [
       "recipes[recipe=clevr6,model=slotattn-fast].train_gflop_per_image",
       "recipes[recipe=clevr6,model=slotattn-fast].train_images_per_s"),
     q(MODELS, "({:.1f} % of generated scenes;", COLOUR, lambda d: 100 * d["touching_fraction"]),
-    q(MODELS, "this checkpoint scores FG-ARI {:.3f} at T = 3 and **{:.3f} at T = 5**", COLOUR,
-      colour("step_00038055", 3, "colours_separate"), colour("step_00038055", 5, "colours_separate")),
+    q(MODELS, "this checkpoint scores FG-ARI {:.3f} at T = 3 and **{:.3f} at T = 5**, on the others {:.3f}", COLOUR,
+      colour(CLIP1_S0_CKPT, 3, "colours_separate"), colour(CLIP1_S0_CKPT, 5, "colours_separate"),
+      colour(CLIP1_S0_CKPT, 3, "touching_same_colour")),
     # benchmarks/README.md: the speed suite's tables as benchmarks/run.py prints them from the JSON.
     *[q(BENCHMARKS, f"| {r['recipe']} | {r['model']} | {r['precision']} | {r['batch']} | {{:.2f}} | {{:.2f}}× | "
         f"{{:.2f}}× | {{:.2f}} | {{:.2f}}× | {{:.0f}} |", file,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from reproduction.resume_state import RESUME_DIR, save
-from reproduction.results_table import README, ROWS_DIR, cells, load_rows, render, results_table
+from reproduction.results_table import README, ROWS_DIR, cells, load_rows, render, results_table, short_device
 from slotattn import cli
 from slotattn.paper import TABLE_1_FG_ARI
 from slotattn.reproduce import ROWS, write_row
@@ -131,6 +131,13 @@ def test_table_lists_every_row_in_short_cells_measured_or_not(tmp_path):
     for row in load_rows():
         assert all(len(cell) <= 40 for cell in cells(row["row"], row)), cells(row["row"], row)
         assert cells(row["row"], row)[2].startswith(f"{100 * row['value']:.1f} (")
+
+
+def test_table_names_a_device_without_trademark_signs():
+    assert short_device("Intel(R) Xeon(R) Processor (1 thread)") == "Intel Xeon (1 thread)"
+    assert short_device("Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz (2 threads)") == "Intel Core i7-8650U CPU @ 1.90GHz (2 threads)"
+    assert short_device("AMD EPYC (1 thread)") == "AMD EPYC (1 thread)"
+    assert short_device("NVIDIA H100 80GB HBM3") == "NVIDIA H100 80GB HBM3"
 
 
 def test_readme_table_is_generated_from_the_committed_rows():

@@ -218,8 +218,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"metrics:     {out / 'run' / 'metrics.jsonl'}")
     print(f"checkpoints: {out / 'run' / 'checkpoints'}")
     # What the paper's model does after hours of training, on the same held-out scenes: the shipped weights.
-    print("[4/4] the same scenes with the shipped `tetrominoes` weights (the paper's model trained for hours on a CPU, "
-          "docs/models.md)")
+    print("[4/4] the same scenes with the shipped `tetrominoes` weights (the paper's model trained "
+          "longer on one CPU core, docs/models.md)")
     eval_seed = f"data.eval_seed={cfg.data.eval_seed}"  # generated scenes depend on the seed and the batch size
     shipped = run.evaluate("tetrominoes", data=cfg.data.eval_path, num=cfg.data.num_eval, device=cfg.train.device,
                            overrides=[eval_seed, f"train.eval_batch_size={cfg.train.eval_batch_size}"])
