@@ -44,7 +44,8 @@ def split_summary(cfg, num: int) -> dict:
 
 
 def model_fg_ari(checkpoint: str, cfg, num: int, num_iterations: int | None) -> np.ndarray:
-    """The model's FG-ARI of each scene, with `slotattn eval`'s slot noise."""
+    """The model's FG-ARI of each scene, with `slotattn eval`'s slot noise for the training seed of `cfg` (the first
+    checkpoint's), so every model of one call sees the same draw of initial slots."""
     _, model, _ = load_for_inference(checkpoint)
     device = resolve_device("cpu")
     task = build_task(cfg.task)

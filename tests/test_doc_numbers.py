@@ -43,10 +43,13 @@ ROW_MDS = f"{RESULTS}/reproduce/multi_dsprites.json"
 CURVE_S0 = f"{RESULTS}/reproduce/tetrominoes_cpu_s0.json"
 CURVE_S1 = f"{RESULTS}/reproduce/tetrominoes_cpu_s1.json"
 CURVE_CLIP1_S0 = f"{RESULTS}/reproduce/tetrominoes_cpu_clip1_s0.json"
+CURVE_CLIP1 = [f"{RESULTS}/reproduce/tetrominoes_cpu_clip1_s{seed}.json" for seed in range(3)]
+SEEDS_CLIP1 = f"{RESULTS}/reproduce/tetrominoes_cpu_clip1_seeds.json"
 SEEDS = f"{RESULTS}/reproduce/tetrominoes_cpu_seeds.json"
 STEP14K = f"{RESULTS}/reproduce/tetrominoes_cpu_s0_step14000_evals.json"
 COLOUR = f"{RESULTS}/reproduce/tetrominoes_colour_ceiling.json"
 CLIP1_S0_CKPT = "tetro_clip1_s0_step_00025736"  # the shipped `tetrominoes` in the colour-ceiling JSON
+CLIP1_CKPTS = [f"tetro_clip1_s{seed}_step_00025736" for seed in range(3)]  # seeds 0-2 of the chosen recipe
 CURVE_MDS = f"{RESULTS}/reproduce/multi_dsprites_cpu_ft.json"
 DEMO_RUNS = f"{RESULTS}/demo_runs.json"
 DEMO_STUDY = f"{RESULTS}/demo_recipe.json"
@@ -228,6 +231,12 @@ def card_eval(num_iterations: int, eval_seed: int | None = None, key: str = "fg_
 def colour(checkpoint: str, num_iterations: int, subset: str) -> Callable:
     return lambda d: next(m["fg_ari"][subset] for m in d["models"]
                           if checkpoint in m["checkpoint"] and m["num_iterations"] == num_iterations)
+
+
+def clip1_seeds(d: dict, num_iterations: int) -> tuple[float, float]:
+    """Mean and sample std of FG-ARI over seeds 0-2 of the chosen recipe in the colour-ceiling JSON."""
+    values = [colour(c, num_iterations, "all")(d) for c in CLIP1_CKPTS]
+    return statistics.mean(values), statistics.stdev(values)
 
 
 def step_of(checkpoint: str) -> Callable:
@@ -495,8 +504,9 @@ QUOTES: list[Quote] = [
       "runs.bf16.0.median_train_img_per_s", "runs.fp32.0.median_train_img_per_s"),
     # docs/reproduction.md: the rows.
     q(REPRODUCTION, "| seed 0 of the chosen CPU recipe: {:.1f} at T = 3, {:.1f} at T = 5 ({:,} images, {:.2f} % of the "
-      "paper's 32M) |", CARD_TETRO, lambda d: 100 * get(d, card_eval(3)), lambda d: 100 * get(d, card_eval(5)),
-      "images_seen", share_of_paper()),
+      "paper's 32M); seeds 0–2: {:.1f} ± {:.1f} |", CARD_TETRO, lambda d: 100 * get(d, card_eval(3)),
+      lambda d: 100 * get(d, card_eval(5)), "images_seen", share_of_paper(),
+      lambda d: 100 * clip1_seeds(load(COLOUR), 3)[0], lambda d: 100 * clip1_seeds(load(COLOUR), 3)[1]),
     q(REPRODUCTION, "| {:.1f} ({:,} images, {:.2f} %) |", ROW_MDS, lambda d: 100 * d["value"], "images_seen",
       share_of_paper()),
     q(REPRODUCTION, "One core of an AMX Xeon trains about {:,.0f} steps of batch 16 an hour in bf16 (the row's run: {:,} "
@@ -525,6 +535,20 @@ QUOTES: list[Quote] = [
     q(REPRODUCTION, "at step {:,}** ({:.0k} images, {:.1f} minutes), where it stopped", CURVE_CLIP1_S0,
       lambda d: resume_step("tetrominoes_cpu_clip1_s0"), lambda d: 16 * resume_step("tetrominoes_cpu_clip1_s0"),
       "minutes"),
+    # seeds 0-2 of the chosen recipe at step 25,736
+    q(REPRODUCTION, "runs on 2026-12-07 on the AMX Xeon's other core: {:.1f} and {:.1f} minutes in all)", CURVE_CLIP1[1],
+      "minutes", lambda d: load(CURVE_CLIP1[2])["minutes"]),
+    q(REPRODUCTION, "FG-ARI {:.3f}, {:.3f}, {:.3f} at T = 3, **{:.3f} ± {:.3f}** (mean ± sample std, n = 3); at T = 5 "
+      "{:.3f}, {:.3f}, {:.3f}, {:.3f} ± {:.3f}.", COLOUR, *[colour(c, 3, "all") for c in CLIP1_CKPTS],
+      lambda d: clip1_seeds(d, 3)[0], lambda d: clip1_seeds(d, 3)[1], *[colour(c, 5, "all") for c in CLIP1_CKPTS],
+      lambda d: clip1_seeds(d, 5)[0], lambda d: clip1_seeds(d, 5)[1]),
+    q(REPRODUCTION, "gave {:.3f} for seed 1 and {:.3f} for seed 2", CURVE_CLIP1[1], "curve.-1.fg_ari",
+      lambda d: load(CURVE_CLIP1[2])["curve"][-1]["fg_ari"]),
+    q(REPRODUCTION, "at step 25,000, the last evaluation all three have, {:.3f} ± {:.3f} ({:.3f}, {:.3f}, {:.3f})",
+      SEEDS_CLIP1, "common_steps.-1.mean", "common_steps.-1.std",
+      *[f"common_steps.-1.fg_ari.tetrominoes_cpu_clip1_s{seed}" for seed in range(3)]),
+    q(REPRODUCTION, "(0.825 at T = 5), seeds 1 and 2 {:.3f} and {:.3f}.", COLOUR,
+      *[colour(c, 3, "touching_same_colour") for c in CLIP1_CKPTS[1:]]),
     q(REPRODUCTION, "{:.3f} at step {:,}** ({:.0k} images, {:.1f} minutes)", ROW_TETRO, "value", "steps",
       "images_seen", "minutes"),
     q(REPRODUCTION, "(`docs/models.md`: {:.3f} at T = 5, {:.3f} / {:.3f} at T = 3 / 5 on an unrelated seed)",
@@ -542,13 +566,13 @@ QUOTES: list[Quote] = [
       for label, ckpt in [("old recipe, seed 0, step 38,055", "tetro_s0_step_00038055"),
                           ("old recipe, seed 0, step 60,065", "tetro_s0_step_00060065"),
                           ("old recipe, seed 1, step 8,135", "tetro_s1_step_00008135"),
-                          ("chosen recipe, seed 0, step 25,736", "tetro_clip1_s0_step_00025736")]],
+                          *[(f"chosen recipe, seed {seed}, step 25,736", CLIP1_CKPTS[seed]) for seed in range(3)]]],
     q(REPRODUCTION, "on the {:.1f} % of scenes where colours separate the pieces, the chosen recipe's seed 0 scores "
       "{:.3f} at T = 3 and {:.3f} at T = 5; on the {:.1f} % where two same-coloured pieces touch it scores {:.3f}",
       COLOUR, lambda d: 100 - 100 * d["touching_fraction"], colour(CLIP1_S0_CKPT, 3, "colours_separate"),
       colour(CLIP1_S0_CKPT, 5, "colours_separate"), lambda d: 100 * d["touching_fraction"],
       colour(CLIP1_S0_CKPT, 3, "touching_same_colour")),
-    q(REPRODUCTION, "it scores {:.3f} ({:.3f} at T = 5). Reaching", COLOUR, colour(CLIP1_S0_CKPT, 3, "touching_same_colour"),
+    q(REPRODUCTION, "it scores {:.3f} ({:.3f} at T = 5), seeds",  COLOUR, colour(CLIP1_S0_CKPT, 3, "touching_same_colour"),
       colour(CLIP1_S0_CKPT, 5, "touching_same_colour")),
     q(REPRODUCTION, "with {:.3f} on the rest, those scenes would need about {:.2f}.", COLOUR,
       colour(CLIP1_S0_CKPT, 5, "colours_separate"),
