@@ -51,6 +51,7 @@ COLOUR = f"{RESULTS}/reproduce/tetrominoes_colour_ceiling.json"
 CLIP1_S0_CKPT = "tetro_clip1_s0_step_00025736"  # the shipped `tetrominoes` in the colour-ceiling JSON
 CLIP1_CKPTS = [f"tetro_clip1_s{seed}_step_00025736" for seed in range(3)]  # seeds 0-2 of the chosen recipe
 CURVE_MDS = f"{RESULTS}/reproduce/multi_dsprites_cpu_ft.json"
+CURVE_MDS_CLIP1 = f"{RESULTS}/reproduce/multi_dsprites_cpu_clip1.json"
 DEMO_RUNS = f"{RESULTS}/demo_runs.json"
 DEMO_STUDY = f"{RESULTS}/demo_recipe.json"
 CPU_STUDY = f"{RESULTS}/cpu_recipe.json"
@@ -507,7 +508,7 @@ QUOTES: list[Quote] = [
       "paper's 32M); seeds 0–2: {:.1f} ± {:.1f} |", CARD_TETRO, lambda d: 100 * get(d, card_eval(3)),
       lambda d: 100 * get(d, card_eval(5)), "images_seen", share_of_paper(),
       lambda d: 100 * clip1_seeds(load(COLOUR), 3)[0], lambda d: 100 * clip1_seeds(load(COLOUR), 3)[1]),
-    q(REPRODUCTION, "| {:.1f} ({:,} images, {:.2f} %) |", ROW_MDS, lambda d: 100 * d["value"], "images_seen",
+    q(REPRODUCTION, "| {:.1f} ({:,} images, {:.2f} %); a run", ROW_MDS, lambda d: 100 * d["value"], "images_seen",
       share_of_paper()),
     q(REPRODUCTION, "One core of an AMX Xeon trains about {:,.0f} steps of batch 16 an hour in bf16 (the row's run: {:,} "
       "steps in {:.1f} minutes)", ROW_TETRO, lambda d: round(d["steps"] / d["minutes"] * 60, -2), "steps", "minutes"),
@@ -532,9 +533,12 @@ QUOTES: list[Quote] = [
       lambda d: colour("tetro_s0_step_00060065", 3, "all")(load(COLOUR))),
     *[q(REPRODUCTION, f"{{:.3f}} @{sep}{k}k", CURVE_CLIP1_S0, curve_at(1000 * k))
       for k, sep in ((14, " "), (15, " "), (20, " "), (21, " "), (24, "\n"), (25, " "))],
-    q(REPRODUCTION, "at step {:,}** ({:.0k} images, {:.1f} minutes), where it stopped", CURVE_CLIP1_S0,
-      lambda d: resume_step("tetrominoes_cpu_clip1_s0"), lambda d: 16 * resume_step("tetrominoes_cpu_clip1_s0"),
-      "minutes"),
+    *[q(REPRODUCTION, f"{{:.3f}} @ {k}k", CURVE_CLIP1_S0, curve_at(1000 * k)) for k in (26, 29, 30, 35, 38, 39)],
+    q(REPRODUCTION, "stopped at step {:,} ({:.0k} images, {:.0f} minutes in all). The row and the shipped weights "
+      "stay at step {:,}", CURVE_CLIP1_S0, lambda d: resume_step("tetrominoes_cpu_clip1_s0"),
+      lambda d: 16 * resume_step("tetrominoes_cpu_clip1_s0"), "minutes", lambda d: load(ROW_TETRO)["steps"]),
+    q(REPRODUCTION, "| CPU run of seed 0 resumable (step {:,}) |", CURVE_CLIP1_S0,
+      lambda d: resume_step("tetrominoes_cpu_clip1_s0")),
     # seeds 0-2 of the chosen recipe at step 25,736
     q(REPRODUCTION, "runs on 2026-12-07 on the AMX Xeon's other core: {:.1f} and {:.1f} minutes in all)", CURVE_CLIP1[1],
       "minutes", lambda d: load(CURVE_CLIP1[2])["minutes"]),
@@ -594,6 +598,25 @@ QUOTES: list[Quote] = [
       "common_steps[step=8000].mean", lambda d: sd(list(get(d, "common_steps[step=8000].fg_ari").values())),
       lambda d: len(get(d, "common_steps[step=8000].fg_ari")), "common_steps[step=8000].fg_ari.tetrominoes_cpu_s0",
       "common_steps[step=8000].fg_ari.tetrominoes_cpu_s1"),
+    # docs/reproduction.md: Multi-dSprites, and the run from scratch with clipping.
+    q(REPRODUCTION, "a run from scratch with clipping: {:.1f} ({:,} images) |", CURVE_MDS_CLIP1,
+      lambda d: 100 * d["curve"][-1]["fg_ari"], lambda d: 16 * resume_step("multi_dsprites_cpu_clip1")),
+    q(REPRODUCTION, "bf16, median {:.1f} training images/s): FG-ARI", CURVE_MDS_CLIP1, "median_train_img_per_s"),
+    *[q(REPRODUCTION, f"{{:.3f}} @ {k:,}", CURVE_MDS_CLIP1, curve_at(k))
+      for k in (1000, 2000, 4000, 5500, 7000, 10000, 11000)],
+    q(REPRODUCTION, "stopped at step {:,} ({:,} images, {:.0f} minutes). It passed the shipped weights' {:.3f} after "
+      "{:,} images", CURVE_MDS_CLIP1, lambda d: resume_step("multi_dsprites_cpu_clip1"),
+      lambda d: 16 * resume_step("multi_dsprites_cpu_clip1"), "minutes", lambda d: load(ROW_MDS)["value"],
+      lambda d: next(c["images"] for c in d["curve"] if c["fg_ari"] > load(ROW_MDS)["value"])),
+    q(REPRODUCTION, "has stayed between {:.2f} and {:.2f} since", CURVE_MDS_CLIP1,
+      lambda d: min(c["fg_ari"] for c in d["curve"] if c["step"] >= 5500) // 0.01 / 100,
+      lambda d: -(-max(c["fg_ari"] for c in d["curve"] if c["step"] >= 5500) // 0.01) / 100),
+    q(REPRODUCTION, "its last evaluation is {:.3f} above the shipped {:.3f}", CURVE_MDS_CLIP1,
+      lambda d: d["curve"][-1]["fg_ari"] - load(ROW_MDS)["value"], lambda d: load(ROW_MDS)["value"]),
+    q(REPRODUCTION, "({:.3f} → {:.3f} in 1,000 steps)", CURVE_MDS_CLIP1, curve_at(10000), curve_at(11000)),
+    q(REPRODUCTION, "after {:.2f} % of the paper's 32M images; at this speed those would take ~{:.0f} CPU-days",
+      CURVE_MDS_CLIP1, lambda d: 100 * 16 * resume_step("multi_dsprites_cpu_clip1") / PAPER_IMAGES,
+      lambda d: PAPER_IMAGES / d["median_train_img_per_s"] / 86400),
     # docs/reproduction.md: Multi-dSprites.
     q(REPRODUCTION, "one core, ~{:.1f} img/s", ROW_MDS, fine_tune_rate),
     q(REPRODUCTION, "FG-ARI {:.3f} @ {:,}, {:.3f} @ {:,}, {:.3f} @ {:,}, {:.3f} @ {:,}, {:.3f} @ {:,}", CURVE_MDS,
