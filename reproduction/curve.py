@@ -17,6 +17,7 @@ import yaml
 from benchmarks.data_throughput import machine
 from benchmarks.learning_curve import analyze
 from slotattn.paper import TABLE_1_FG_ARI
+from slotattn.training.checkpoint import latest_checkpoint
 
 
 def paper_fg_ari(dataset: str) -> float | None:
@@ -58,7 +59,9 @@ def main(argv=None):
     batch_size = config["train"]["batch_size"]
     for point in summary["curve"]:
         point["images"] = point["step"] * batch_size
+    checkpoint = latest_checkpoint(args.run_dir)  # where a resume continues: the run's last step, not its last log
     result = {"run": str(args.run_dir), "machine": machine(), "date": time.strftime("%Y-%m-%d"),
+              "checkpoint_step": json.loads(checkpoint.with_suffix(".json").read_text())["step"] if checkpoint else None,
               "config": config, **summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")

@@ -600,13 +600,13 @@ QUOTES: list[Quote] = [
       "common_steps[step=8000].fg_ari.tetrominoes_cpu_s1"),
     # docs/reproduction.md: Multi-dSprites, and the run from scratch with clipping.
     q(REPRODUCTION, "a run from scratch with clipping: {:.1f} ({:,} images) |", CURVE_MDS_CLIP1,
-      lambda d: 100 * d["curve"][-1]["fg_ari"], lambda d: 16 * resume_step("multi_dsprites_cpu_clip1")),
+      lambda d: 100 * d["curve"][-1]["fg_ari"], lambda d: 16 * d["checkpoint_step"]),
     q(REPRODUCTION, "bf16, median {:.1f} training images/s): FG-ARI", CURVE_MDS_CLIP1, "median_train_img_per_s"),
     *[q(REPRODUCTION, f"{{:.3f}} @ {k:,}", CURVE_MDS_CLIP1, curve_at(k))
       for k in (1000, 2000, 4000, 5500, 7000, 10000, 11000)],
     q(REPRODUCTION, "stopped at step {:,} ({:,} images, {:.0f} minutes). It passed the shipped weights' {:.3f} after "
-      "{:,} images", CURVE_MDS_CLIP1, lambda d: resume_step("multi_dsprites_cpu_clip1"),
-      lambda d: 16 * resume_step("multi_dsprites_cpu_clip1"), "minutes", lambda d: load(ROW_MDS)["value"],
+      "{:,} images", CURVE_MDS_CLIP1, "checkpoint_step",
+      lambda d: 16 * d["checkpoint_step"], "minutes", lambda d: load(ROW_MDS)["value"],
       lambda d: next(c["images"] for c in d["curve"] if c["fg_ari"] > load(ROW_MDS)["value"])),
     q(REPRODUCTION, "has stayed between {:.2f} and {:.2f} since", CURVE_MDS_CLIP1,
       lambda d: min(c["fg_ari"] for c in d["curve"] if c["step"] >= 5500) // 0.01 / 100,
@@ -615,7 +615,7 @@ QUOTES: list[Quote] = [
       lambda d: d["curve"][-1]["fg_ari"] - load(ROW_MDS)["value"], lambda d: load(ROW_MDS)["value"]),
     q(REPRODUCTION, "({:.3f} → {:.3f} in 1,000 steps)", CURVE_MDS_CLIP1, curve_at(10000), curve_at(11000)),
     q(REPRODUCTION, "after {:.2f} % of the paper's 32M images; at this speed those would take ~{:.0f} CPU-days",
-      CURVE_MDS_CLIP1, lambda d: 100 * 16 * resume_step("multi_dsprites_cpu_clip1") / PAPER_IMAGES,
+      CURVE_MDS_CLIP1, lambda d: 100 * 16 * d["checkpoint_step"] / PAPER_IMAGES,
       lambda d: PAPER_IMAGES / d["median_train_img_per_s"] / 86400),
     # docs/reproduction.md: Multi-dSprites.
     q(REPRODUCTION, "one core, ~{:.1f} img/s", ROW_MDS, fine_tune_rate),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from reproduction import curve
 from reproduction.resume_state import RESUME_DIR, save
 from reproduction.results_table import README, ROWS_DIR, cells, load_rows, render, results_table, short_device
 from slotattn import cli
@@ -131,6 +132,14 @@ def test_table_lists_every_row_in_short_cells_measured_or_not(tmp_path):
     for row in load_rows():
         assert all(len(cell) <= 40 for cell in cells(row["row"], row)), cells(row["row"], row)
         assert cells(row["row"], row)[2].startswith(f"{100 * row['value']:.1f} (")
+
+
+def test_a_curve_names_the_step_its_run_would_resume_from(tmp_path):
+    assert cli.main(["reproduce", "tetrominoes", "--out", str(tmp_path), "--no-progress", *TINY]) == 0
+    curve.main(["--run-dir", str(tmp_path / "tetrominoes" / "run"), "--out", str(tmp_path / "curve")])
+    result = json.loads((tmp_path / "curve.json").read_text())
+    assert result["checkpoint_step"] == 2 and result["curve"][-1]["step"] == 2
+    assert (tmp_path / "curve.png").stat().st_size > 0
 
 
 def test_table_names_a_device_without_trademark_signs():
