@@ -60,9 +60,9 @@ def main(argv=None):
     for point in summary["curve"]:
         point["images"] = point["step"] * batch_size
     checkpoint = latest_checkpoint(args.run_dir)  # where a resume continues: the run's last step, not its last log
+    checkpoint_step = json.loads(checkpoint.with_suffix(".json").read_text())["step"] if checkpoint else None
     result = {"run": str(args.run_dir), "machine": machine(), "date": time.strftime("%Y-%m-%d"),
-              "checkpoint_step": json.loads(checkpoint.with_suffix(".json").read_text())["step"] if checkpoint else None,
-              "config": config, **summary}
+              "checkpoint_step": checkpoint_step, "config": config, **summary}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     plot(summary["curve"], batch_size, args.title, args.out.with_suffix(".png"), paper_fg_ari(config["data"]["name"]))

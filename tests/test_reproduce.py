@@ -144,7 +144,8 @@ def test_a_curve_names_the_step_its_run_would_resume_from(tmp_path):
 
 def test_table_names_a_device_without_trademark_signs():
     assert short_device("Intel(R) Xeon(R) Processor (1 thread)") == "Intel Xeon (1 thread)"
-    assert short_device("Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz (2 threads)") == "Intel Core i7-8650U CPU @ 1.90GHz (2 threads)"
+    assert (short_device("Intel(R) Core(TM) i7-8650U CPU @ 1.90GHz (2 threads)")
+            == "Intel Core i7-8650U CPU @ 1.90GHz (2 threads)")
     assert short_device("AMD EPYC (1 thread)") == "AMD EPYC (1 thread)"
     assert short_device("NVIDIA H100 80GB HBM3") == "NVIDIA H100 80GB HBM3"
 

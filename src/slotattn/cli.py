@@ -217,7 +217,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"figure:      {figure}")
     print(f"metrics:     {out / 'run' / 'metrics.jsonl'}")
     print(f"checkpoints: {out / 'run' / 'checkpoints'}")
-    # What the paper's model does after hours of training, on the same held-out scenes: the shipped weights.
+    # What the paper's model does after longer training, on the same held-out scenes: the shipped weights.
     print("[4/4] the same scenes with the shipped `tetrominoes` weights (the paper's model trained "
           "longer on one CPU core, docs/models.md)")
     eval_seed = f"data.eval_seed={cfg.data.eval_seed}"  # generated scenes depend on the seed and the batch size
