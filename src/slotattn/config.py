@@ -28,6 +28,8 @@ Task = Literal["object_discovery", "set_prediction"]
 Grouping = Literal["slot_attention", "slot_mlp", "soft_kmeans"]  # models/baselines.py
 AttentionAxis = Literal["slots", "inputs"]  # nn/slot_attention.py
 Init = Literal["official", "torch"]  # nn/init.py
+SlotInit = Literal["gaussian", "learned_queries"]  # nn/slot_attention.py
+Schedule = Literal["exponential", "cosine"]  # training/schedule.py
 Precision = Literal["auto", "fp32", "bf16"]  # training/engine.py
 
 
@@ -58,6 +60,11 @@ class ModelConfig:
     # Not the paper's: implicit differentiation (Chang et al., NeurIPS 2022), the last iteration on detached slots
     # so the gradient skips the unrolled loop (nn/slot_attention.py). Opt-in; forward values are unchanged.
     implicit_diff: bool = False
+    # Not the paper's: "learned_queries" (BO-QSA, Jia et al., ICLR 2023) learns one initial vector per slot, with
+    # training noise annealed to 0 over `query_noise_steps` and a straight-through last iteration
+    # (nn/slot_attention.py). The paper's "gaussian" draws every slot from one learned Gaussian.
+    slot_init: SlotInit = "gaussian"
+    query_noise_steps: int = 30_000  # BO-QSA's sigma_steps; used only with slot_init=learned_queries
     head_hidden_size: int = 64  # set prediction: per-slot Dense(64, relu) -> Dense(num_outputs, sigmoid)
     num_outputs: int = 19  # set prediction: CLEVR's property vector (3 coords, 2+2+3+8 one-hots, 1 objectness)
     # Parameter initialisation: "official" = the official Keras model's (glorot_uniform kernels, zero biases,
@@ -85,7 +92,9 @@ class OptimConfig:
     learning_rate: float = 4e-4  # Adam, peak learning rate
     warmup_steps: int = 10_000  # linear warm-up from 0
     decay_rate: float = 0.5  # lr * decay_rate ** (step / decay_steps), also during warm-up (official train.py)
-    decay_steps: int = 100_000
+    decay_steps: int = 100_000  # exponential: steps per x decay_rate; cosine: steps from the end of warm-up to 0
+    # "exponential" (the paper's) | "cosine": warm-up, then cosine decay to 0 over decay_steps (training/schedule.py)
+    schedule: Schedule = "exponential"
     grad_clip_norm: float | None = None  # the paper clips nothing; set for ablations only
     skip_nonfinite: bool = False  # skip (and count) steps with a non-finite loss/gradient instead of stopping
 
@@ -258,6 +267,8 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"config key '{key}' has an impossible value: {getattr(getattr(cfg, section), name)}")
     if cfg.optim.warmup_steps < 0:
         raise ConfigError(f"config key 'optim.warmup_steps' must be >= 0, got {cfg.optim.warmup_steps}")
+    if cfg.model.query_noise_steps < 0:
+        raise ConfigError(f"config key 'model.query_noise_steps' must be >= 0, got {cfg.model.query_noise_steps}")
     if cfg.model.encoder_strides is not None and len(cfg.model.encoder_channels) != len(cfg.model.encoder_strides):
         raise ConfigError(
             f"config keys 'model.encoder_channels' ({len(cfg.model.encoder_channels)} layers) and "

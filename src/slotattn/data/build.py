@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from slotattn.config import Config
+from slotattn.data.clevr import RESOLUTION as CLEVR_RESOLUTION
 from slotattn.data.clevr import TASKS as CLEVR_TASKS
 from slotattn.data.clevr import preprocess_clevr_image, scene_targets
 from slotattn.data.clevr6 import preprocess_clevr6
@@ -18,20 +19,23 @@ from slotattn.data.generators.tetrominoes import generate_tetrominoes
 from slotattn.data.store import Store, open_store
 from slotattn.data.stream import GeneratedSource, GenerateFn, StoreSource, eval_batches
 
-def generate_clevr6(num: int, rng: np.random.Generator, max_objects: int = 6) -> dict[str, np.ndarray]:
+def generate_clevr6(num: int, rng: np.random.Generator, max_objects: int = 6,
+                    resolution: tuple[int, int] = CLEVR_RESOLUTION) -> dict[str, np.ndarray]:
     """CLEVR6 for object discovery, rendered on the fly: 320x240 scenes of 3-6 objects (clevr_with_masks layout),
-    cropped and resized to 128x128 as the official pipeline (`preprocess_clevr6`). `max_objects=10` gives the
-    whole clevr_with_masks distribution (the paper's "CLEVR10" generalisation test)."""
-    return preprocess_clevr6(generate_clevr_batch(num, rng, 320, 240, min_objects=3, max_objects=max_objects))
+    cropped and resized to 128x128 (or `resolution`) as the official pipeline (`preprocess_clevr6`).
+    `max_objects=10` gives the whole clevr_with_masks distribution (the paper's "CLEVR10" generalisation test)."""
+    return preprocess_clevr6(generate_clevr_batch(num, rng, 320, 240, min_objects=3, max_objects=max_objects),
+                             resolution=resolution)
 
 
-def generate_clevr_set_prediction(num: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def generate_clevr_set_prediction(num: int, rng: np.random.Generator,
+                                  resolution: tuple[int, int] = CLEVR_RESOLUTION) -> dict[str, np.ndarray]:
     """CLEVR set prediction, rendered on the fly: 480x320 frames (CLEVR v1.0 size) of 3-10 objects, the whole
-    frame resized to 128x128 (no crop, as the official pipeline), and the official 19-d targets."""
+    frame resized to 128x128 (or `resolution`; no crop, as the official pipeline), and the official 19-d targets."""
     scenes = generate_clevr(num, rng, width=480, height=320)
     task = CLEVR_TASKS["set_prediction"]
     with torch.no_grad():
-        images = preprocess_clevr_image(np.stack([s["image"] for s in scenes]), task.crop)
+        images = preprocess_clevr_image(np.stack([s["image"] for s in scenes]), task.crop, resolution)
     images = torch.round((images.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
     targets = np.stack([scene_targets(s["scene"], task.max_objects) for s in scenes])
     return {"image": images, "target": targets, "num_objects": targets[:, :, -1].sum(1).astype(np.int64)}
@@ -52,6 +56,12 @@ VARIANTS: dict[str, tuple[str, ...]] = {
 }
 
 
+# The image size each generator draws at, (H, W). The CLEVR renderers resize to any other size as they crop; the
+# others are area-downsampled by a whole factor (`downsampled`), e.g. Multi-dSprites 64 -> 32 for a cheaper proxy.
+NATIVE_RESOLUTION: dict[str, tuple[int, int]] = {"tetrominoes": (35, 35), "multi_dsprites": (64, 64),
+                                                 "clevr6": CLEVR_RESOLUTION, "clevr": CLEVR_RESOLUTION}
+RESIZED_BY_RENDERER = ("clevr6", "clevr")
+
 # The most objects per scene of each generated dataset as specified (its paper/official distribution).
 DEFAULT_MAX_OBJECTS: dict[str, int] = {"tetrominoes": 3, "clevr6": 6, "clevr": 10}
 # Generators that can draw scenes with another number of objects (`data.max_objects`), and the largest they can.
@@ -65,9 +75,40 @@ def default_max_objects(name: str, variant: str | None = None) -> int:
     return DEFAULT_MAX_OBJECTS[name]
 
 
-def generator_for(name: str, variant: str | None = None, max_objects: int | None = None) -> GenerateFn:
+def generator_for(name: str, variant: str | None = None, max_objects: int | None = None,
+                  resolution: tuple[int, int] | None = None) -> GenerateFn:
     """`generate(num, rng)` for a dataset (and variant; the paper's by default), optionally with up to
-    `max_objects` objects per scene instead of the dataset's own number (multi_dsprites and clevr6 only)."""
+    `max_objects` objects per scene instead of the dataset's own number (multi_dsprites and clevr6 only), and at
+    `resolution` instead of the dataset's own (`NATIVE_RESOLUTION`; see `downsampled`)."""
+    generate = _generator(name, variant, max_objects)
+    if resolution is None or tuple(resolution) == NATIVE_RESOLUTION[name]:
+        return generate
+    resolution = tuple(resolution)
+    if name in RESIZED_BY_RENDERER:
+        return functools.partial(generate, resolution=resolution)
+    native = NATIVE_RESOLUTION[name]
+    factor = native[0] // resolution[0]
+    if resolution[0] * factor != native[0] or resolution[1] * factor != native[1]:
+        raise DataError(f"model.resolution={list(resolution)}: generated '{name}' scenes are "
+                        f"{native[0]}x{native[1]} and can only be downsampled by a whole factor "
+                        f"(e.g. {native[0] // 2}x{native[1] // 2} where that divides), or set data.path")
+    return functools.partial(downsampled, generate, factor)
+
+
+def downsampled(generate: GenerateFn, factor: int, num: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """`generate(num, rng)` with `image` area-averaged over `factor` x `factor` blocks (rounded to uint8) and `mask`
+    sampled at each block's pixel (factor // 2, factor // 2), nearest-neighbour with half-pixel centres, so every
+    pixel keeps exactly one entity. Other arrays are per scene or per object and stay as they are."""
+    arrays = generate(num, rng)
+    image = arrays["image"]  # (num, H, W, C)
+    n, h, w, c = image.shape
+    blocks = image.reshape(n, h // factor, factor, w // factor, factor, c).astype(np.float32)
+    arrays["image"] = np.round(blocks.mean(axis=(2, 4))).astype(np.uint8)
+    arrays["mask"] = np.ascontiguousarray(arrays["mask"][:, :, factor // 2::factor, factor // 2::factor])
+    return arrays
+
+
+def _generator(name: str, variant: str | None, max_objects: int | None) -> GenerateFn:
     if name not in GENERATORS:
         raise DataError(
             f"no generator for dataset '{name}' (available: {', '.join(sorted(GENERATORS))}); "
@@ -110,7 +151,7 @@ def build_train_source(cfg: Config, rank: int = 0, world_size: int = 1) -> Gener
     if cfg.data.path is not None:
         return StoreSource(open_checked_store(cfg.data.path, cfg), cfg.train.batch_size, cfg.train.seed,
                            rank, world_size)
-    generate = generator_for(cfg.data.name, cfg.data.variant, cfg.data.max_objects)
+    generate = generator_for(cfg.data.name, cfg.data.variant, cfg.data.max_objects, cfg.model.resolution)
     return GeneratedSource(generate, cfg.train.batch_size // world_size, cfg.train.seed, rank)
 
 
@@ -123,7 +164,7 @@ def build_eval_batches(
         source: Store | GenerateFn = open_checked_store(path, cfg)
     else:
         max_objects = cfg.data.eval_max_objects if cfg.data.eval_max_objects is not None else cfg.data.max_objects
-        source = generator_for(cfg.data.name, cfg.data.variant, max_objects)
+        source = generator_for(cfg.data.name, cfg.data.variant, max_objects, cfg.model.resolution)
     num = num or cfg.data.num_eval
     if isinstance(source, Store) and len(source) == 0:
         raise DataError(f"{path}: the evaluation split is empty")

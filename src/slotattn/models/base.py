@@ -68,6 +68,11 @@ class SlotModel(nn.Module):
         """
         return batch_size, self.slot_attention.num_slots, self.slot_attention.slot_size
 
+    def noise_scale(self, step: int) -> float:
+        """The factor on the slot noise at training step `step` (learned slot queries anneal it to 0; 1 else)."""
+        scale = getattr(self.slot_attention, "noise_scale", None)
+        return 1.0 if scale is None else scale(step)
+
     @property
     def num_slots(self) -> int:
         """K as trained (a forward pass may ask for another with `num_slots=`)."""

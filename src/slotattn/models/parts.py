@@ -14,7 +14,8 @@ from slotattn.models.baselines import SlotMLPBaseline, SoftKMeans
 from slotattn.nn import MLP, CNNEncoder, SlotAttention, SpatialBroadcastDecoder
 
 # The switches that belong to Slot Attention alone, with the paper's values.
-SLOT_ATTENTION_SWITCHES = {"attention_axis": "slots", "use_gru": True, "use_mlp": True, "implicit_diff": False}
+SLOT_ATTENTION_SWITCHES = {"attention_axis": "slots", "use_gru": True, "use_mlp": True, "implicit_diff": False,
+                           "slot_init": "gaussian"}
 
 
 def build_encoder_cnn(m: ModelConfig) -> CNNEncoder:
@@ -38,12 +39,13 @@ def build_grouping(m: ModelConfig) -> nn.Module:
         return SlotAttention(num_slots=m.num_slots, slot_size=m.slot_size, input_size=m.hidden_size,
                              num_iterations=m.num_iterations, mlp_hidden_size=m.mlp_hidden_size, epsilon=m.epsilon,
                              attention_axis=m.attention_axis, use_gru=m.use_gru, use_mlp=m.use_mlp,
-                             implicit_diff=m.implicit_diff)
+                             implicit_diff=m.implicit_diff, slot_init=m.slot_init,
+                             query_noise_steps=m.query_noise_steps)
     changed = [f"{k}={getattr(m, k)!r}" for k, default in SLOT_ATTENTION_SWITCHES.items() if getattr(m, k) != default]
     if changed:
         raise ValueError(
             f"grouping {m.grouping!r}: the switches {', '.join(changed)} apply only to grouping 'slot_attention'; "
-            f"expected their defaults (attention_axis='slots', use_gru=True, use_mlp=True, implicit_diff=False)"
+            f"expected their defaults ({', '.join(f'{k}={v!r}' for k, v in SLOT_ATTENTION_SWITCHES.items())})"
         )
     if m.grouping == "slot_mlp":
         return SlotMLPBaseline(num_slots=m.num_slots, slot_size=m.slot_size, input_size=m.hidden_size)

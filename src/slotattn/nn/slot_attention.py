@@ -6,6 +6,7 @@ The ablation switches of the paper's analysis (Sec. 4) are constructor arguments
 `use_mlp`; their defaults are the paper's module.
 """
 
+import math
 from typing import Literal, get_args
 
 import torch
@@ -23,6 +24,19 @@ LAYER_NORM_EPS = 1e-3
 # Which axis the attention softmax normalises: "slots" (Eq. 1, the paper) or "inputs" (the Sec. 4 ablation).
 AttentionAxis = Literal["slots", "inputs"]
 ATTENTION_AXES: tuple[str, ...] = get_args(AttentionAxis)
+
+# Where the first iteration's slots come from: "gaussian" (Sec. 2.1, the paper: one learned Gaussian shared by all
+# slots) or "learned_queries" (BO-QSA, Jia et al., ICLR 2023: one learned vector per slot, see SlotAttention).
+SlotInit = Literal["gaussian", "learned_queries"]
+SLOT_INITS: tuple[str, ...] = get_args(SlotInit)
+
+
+def query_noise_scale(step: int, anneal_steps: int) -> float:
+    """BO-QSA's noise scale sigma on the learned queries at training step `step`: cosine from 1 down to 0 over
+    `anneal_steps` steps, 0 after (`cosine_anneal` in YuLiu-LY/BO-QSA methods/method_mixture_dec.py)."""
+    if anneal_steps <= 0 or step >= anneal_steps:
+        return 0.0
+    return 0.5 * (1.0 + math.cos(math.pi * max(step, 0) / anneal_steps))
 
 
 class GaussianSlotInit:
@@ -95,6 +109,18 @@ class SlotAttention(GaussianSlotInit, nn.Module):
             Points"), first-order: the first T-1 iterations run without autograd and the last one starts from
             their detached slots, so the gradient skips the unrolled loop. The forward values are unchanged;
             the learned slot initialisation (mu, sigma) then gets no gradient. Off by default (the paper).
+        slot_init: "gaussian" (the paper): slots ~ N(mu, diag(sigma^2)) with one learned mu and sigma shared by all
+            slots, so any K can be drawn. "learned_queries" (BO-QSA, Jia et al., ICLR 2023, "Improving
+            Object-centric Learning with Query Optimization"; `SlotAttentionEncoder` in YuLiu-LY/BO-QSA
+            models/slot_attn.py): one learned vector q_k per slot ([1, K, D] `slots_init`); in training the
+            initial slots are q + z * sigma * stopgrad(q), z ~ N(0, 1), with sigma annealed from 1 to 0 by the
+            caller (`query_noise_scale`; the engine scales the noise it passes), and without noise (evaluation,
+            inference) they are q itself. The last iteration starts from the detached slots plus a straight-through
+            term, slots.detach() + q - q.detach() (BO-QSA's "bi-level" truncation), so the queries get the
+            gradient of the last iteration as if it started from them. K can be lowered at test time (the first K
+            queries), not raised.
+        query_noise_steps: with learned queries, the training steps over which the noise scale sigma anneals from
+            1 to 0 (`noise_scale`; BO-QSA's `sigma_steps`, 30,000 in its configs).
 
     `algorithm1(module, inputs, slots, num_iterations)` below is the same forward written as the paper's
     Algorithm 1; `forward` reassociates its projections for speed and is tested equal to it.
@@ -112,8 +138,12 @@ class SlotAttention(GaussianSlotInit, nn.Module):
         use_gru: bool = True,
         use_mlp: bool = True,
         implicit_diff: bool = False,
+        slot_init: SlotInit = "gaussian",
+        query_noise_steps: int = 30_000,
     ):
         super().__init__()
+        if slot_init not in SLOT_INITS:
+            raise ValueError(f"SlotAttention: slot_init must be one of {SLOT_INITS}, got {slot_init!r}")
         if attention_axis not in ATTENTION_AXES:
             raise ValueError(f"SlotAttention: attention_axis must be one of {ATTENTION_AXES}, got {attention_axis!r}")
         for name, value in [("num_slots", num_slots), ("slot_size", slot_size), ("input_size", input_size),
@@ -130,14 +160,20 @@ class SlotAttention(GaussianSlotInit, nn.Module):
         self.use_gru = use_gru
         self.use_mlp = use_mlp
         self.implicit_diff = implicit_diff
+        self.slot_init = slot_init
+        self.query_noise_steps = query_noise_steps
 
         self.norm_inputs = nn.LayerNorm(input_size, eps=LAYER_NORM_EPS)
         self.norm_slots = nn.LayerNorm(slot_size, eps=LAYER_NORM_EPS)
         self.norm_mlp = nn.LayerNorm(slot_size, eps=LAYER_NORM_EPS) if use_mlp else None
 
-        # Gaussian slot initialisation shared by all slots: slots ~ N(mu, diag(sigma^2)) (Sec. 2.1).
-        self.slots_mu = nn.Parameter(glorot_uniform_like_keras_(torch.empty(1, 1, slot_size)))
-        self.slots_log_sigma = nn.Parameter(glorot_uniform_like_keras_(torch.empty(1, 1, slot_size)))
+        if slot_init == "gaussian":
+            # Gaussian slot initialisation shared by all slots: slots ~ N(mu, diag(sigma^2)) (Sec. 2.1).
+            self.slots_mu = nn.Parameter(glorot_uniform_like_keras_(torch.empty(1, 1, slot_size)))
+            self.slots_log_sigma = nn.Parameter(glorot_uniform_like_keras_(torch.empty(1, 1, slot_size)))
+        else:
+            # One query per slot, Xavier-uniform over [K, D] as BO-QSA's nn.Embedding (fans K and D).
+            self.slots_init = nn.Parameter(glorot_uniform_like_keras_(torch.empty(num_slots, slot_size))[None])
 
         # q/k/v projections WITHOUT bias, as the paper and official code.
         self.project_q = Dense(slot_size, slot_size, bias=False)
@@ -198,13 +234,43 @@ class SlotAttention(GaussianSlotInit, nn.Module):
         inputs_t = autocast_operand(inputs).transpose(1, 2)  # (B, Din, N); cast once, not in every iteration
 
         attn = inputs.new_empty(0)
+        first = slots
+        truncated = self.implicit_diff or self.slot_init == "learned_queries"
         for iteration in range(num_iterations):
             last = iteration == num_iterations - 1
-            if self.implicit_diff and last:
+            if truncated and last:
                 slots = slots.detach()  # the gradient flows through this last iteration only
-            with torch.set_grad_enabled(torch.is_grad_enabled() and (last or not self.implicit_diff)):
+                if self.slot_init == "learned_queries":
+                    slots = slots + first - first.detach()  # BO-QSA: straight through to the queries
+            with torch.set_grad_enabled(torch.is_grad_enabled() and (last or not truncated)):
                 slots, attn = self._iterate(slots, inputs_t, input_sum, num_inputs, softmax_dim)
         return slots, attn
+
+    def noise_scale(self, step: int) -> float:
+        """The factor on the standard-normal slot noise at training step `step`: 1 for the Gaussian (its sigma is
+        learned), `query_noise_scale` for learned queries. The training loop scales the noise it passes by it."""
+        if self.slot_init == "gaussian":
+            return 1.0
+        return query_noise_scale(step, self.query_noise_steps)
+
+    def sample_slots(
+        self,
+        batch_size: int,
+        num_slots: int,
+        generator: torch.Generator | None = None,
+        noise: Float[Tensor, "B K D"] | None = None,
+    ) -> Float[Tensor, "B K D"]:
+        """The Gaussian draw (`GaussianSlotInit`), or with learned queries q: q + noise * stopgrad(q), and q itself
+        when no noise is given (the generator is not used: learned queries are deterministic without noise)."""
+        if self.slot_init == "gaussian":
+            return super().sample_slots(batch_size, num_slots, generator, noise)
+        trained = self.slots_init.shape[1]
+        if num_slots > trained:
+            raise ValueError(f"SlotAttention: this model has {trained} learned slot queries "
+                             f"(slot_init='learned_queries'), so it can run with at most {trained} slots, "
+                             f"got num_slots={num_slots}")
+        queries = self.slots_init[:, :num_slots].expand(batch_size, -1, -1)  # (B, K, D)
+        return queries if noise is None else queries + noise * queries.detach()
 
     def _iterate(
         self,

@@ -141,8 +141,9 @@ def visualize(model: torch.nn.Module, task: Task, batches: Iterable[Batch], devi
 
 
 def draw_slot_noise(model: torch.nn.Module, global_batch: int, dist_info: DistInfo,
-                    device: torch.device) -> torch.Tensor | None:
-    """This rank's slice of one standard-normal draw for the whole global batch (None: the model has no noise).
+                    device: torch.device, step: int = 0) -> torch.Tensor | None:
+    """This rank's slice of one standard-normal draw for the whole global batch (None: the model has no noise),
+    times the model's `noise_scale(step)` where it has one (learned slot queries anneal their noise).
 
     Every rank draws the same global noise from its (identical) RNG and keeps its slice, so N ranks x batch b
     follow 1 process x batch N*b.
@@ -150,6 +151,8 @@ def draw_slot_noise(model: torch.nn.Module, global_batch: int, dist_info: DistIn
     if not hasattr(model, "noise_shape"):
         return None
     noise = torch.randn(model.noise_shape(global_batch), device=device)
+    if hasattr(model, "noise_scale"):
+        noise = noise * model.noise_scale(step)
     local = global_batch // dist_info.world_size
     return noise[dist_info.rank * local : (dist_info.rank + 1) * local]
 
@@ -305,7 +308,7 @@ def train(
     try:
         while state.step < cfg.train.steps:
             batch = to_device(next(batches), device)
-            noise = draw_slot_noise(model, cfg.train.batch_size, dist_info, device)
+            noise = draw_slot_noise(model, cfg.train.batch_size, dist_info, device, state.step)
             outcome = train_step(state, forward, task, batch, noise, precision=precision,
                                  grad_clip_norm=cfg.optim.grad_clip_norm, dist_info=dist_info,
                                  flags=(stop.signal_name is not None, time.perf_counter() >= deadline))
