@@ -79,7 +79,8 @@ def run_one(name: str, seed: int, out: Path, precision: str = "auto") -> Path:
     resume = latest_checkpoint(run_dir) is not None
     cfg = run.resume_config(run_dir) if resume else candidate_config(name, seed, precision)
     start = time.time()
-    run.train(cfg, run_dir, resume=resume)
+    if not run.finished(run_dir, cfg):
+        run.train(cfg, run_dir, resume=True)  # a run that never reached a checkpoint starts afresh
     result = recipe_study.run_record(cfg, run_dir, name, CANDIDATES[name], seed)
     result["minutes_this_invocation"] = round((time.time() - start) / 60, 2)
     result["cross_scene_ari"] = band_score(run_dir)

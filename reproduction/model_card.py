@@ -65,7 +65,7 @@ def ship(args: argparse.Namespace) -> Path:
         sys.exit(f"{args.row} describes step {row['steps']} but {ckpt} is step {step}: write the row of this "
                  "checkpoint first (python -m reproduction.update_row)")
     weights = WEIGHTS_DIR / f"{args.name}.safetensors"
-    run.export(ckpt, weights)
+    run.export(ckpt, weights, overwrite=True)  # shipping again replaces the shipped file
     figure = ROOT / "docs" / f"pretrained_{args.name}.png"
     run.visualize(args.name, figure, num=args.figure_rows)
     cfg = row["config"]

@@ -135,7 +135,8 @@ def run_one(study: RecipeStudy, candidate: str, seed: int, out: Path, scale: str
     resume = latest_checkpoint(run_dir) is not None
     cfg = run.resume_config(run_dir) if resume else study.config(candidate, seed, scale, precision)
     start = time.time()
-    run.train(cfg, run_dir, resume=resume)
+    if not run.finished(run_dir, cfg):
+        run.train(cfg, run_dir, resume=True)  # resume: a run that never reached a checkpoint starts afresh
     curve, starts = eval_curve(run_dir, cfg.train.batch_size), read_starts(run_dir)
     final = final_scores(run_dir, study.final_iterations)
     record = {"study": study.name, "scale": scale or next(iter(study.scales)), "candidate": candidate,

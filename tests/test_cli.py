@@ -119,7 +119,8 @@ def test_a_recipe_name_means_the_packaged_recipe_even_beside_a_folder_of_that_na
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tetrominoes").mkdir()
     used = []
-    monkeypatch.setattr(cli, "_train", lambda cfg, run_dir, resume, progress: used.append(cfg) or {"fg_ari": 0.5})
+    monkeypatch.setattr(cli, "_train", lambda cfg, run_dir, resume, progress, overwrite=False:
+                        used.append(cfg) or {"fg_ari": 0.5})
     code, captured = run(["train", "--config", "tetrominoes", "--run-dir", "r", "--no-progress"], capsys)
     assert code == 0, captured.err
     assert used == [load_config(Path(slotattn.__file__).parent / "configs" / "tetrominoes.yaml")]
@@ -130,7 +131,7 @@ def test_demo_uses_its_packaged_recipe_beside_a_demo_folder(tmp_path, monkeypatc
     (tmp_path / "demo").mkdir()
     used = []
 
-    def stop_before_training(cfg, run_dir, resume, progress):
+    def stop_before_training(cfg, run_dir, resume, progress, overwrite=False):
         used.append(cfg)
         raise TrainingInterrupted("stopped by the test once the recipe is loaded")
 
@@ -391,14 +392,39 @@ def test_bf16_mixed_precision_trains_close_to_fp32(trained, tmp_path, capsys):
     assert bf16 != fp32 and bf16 == pytest.approx(fp32, rel=0.05)  # different arithmetic, same learning
 
 
-def test_auto_precision_is_bf16_exactly_where_the_device_runs_it_natively(monkeypatch):
+@pytest.mark.parametrize("avx512_bf16, amx, kernels, expected", [
+    (False, False, "AVX512", "fp32"),  # AVX-512 without BF16 (Skylake/Cascade Lake): oneDNN would emulate bf16
+    (True, False, "AVX512", "bf16"),  # AVX512-BF16 (Cooper Lake, Zen 4)
+    (False, True, "AVX512", "bf16"),  # AMX (Sapphire Rapids)
+    (True, True, "AVX2", "fp32"),  # bf16 hardware but AVX2 kernels forced (ATEN_CPU_CAPABILITY=avx2)
+    (False, False, "AVX2", "fp32"),  # an AVX2-only CPU
+])
+def test_auto_precision_on_cpu_is_bf16_only_with_native_bf16_instructions(monkeypatch, avx512_bf16, amx, kernels,
+                                                                          expected):
     from slotattn.training.engine import resolve_precision
 
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: kernels)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: True)  # true on any AVX-512 CPU
     cpu = torch.device("cpu")
-    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
-    for native in (True, False):
-        monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
-        assert resolve_precision("auto", cpu) == ("bf16" if native else "fp32")
+    assert resolve_precision("auto", cpu) == expected
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"  # as asked
+
+
+@pytest.mark.parametrize("native, expected", [(True, "bf16"), (False, "fp32")])
+def test_auto_precision_on_cuda_does_not_count_emulated_bf16(monkeypatch, native, expected):
+    """torch.cuda.is_bf16_supported() counts emulation by default (a V100 or T4 says True); auto asks without it."""
+    from slotattn.training.engine import resolve_precision
+
+    asked = []
+
+    def is_bf16_supported(including_emulation=True):
+        asked.append(including_emulation)
+        return True if including_emulation else native  # a pre-Ampere GPU: emulated only
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    assert resolve_precision("auto", torch.device("cuda")) == expected and asked == [False]
 
 
 def test_auto_precision_is_fp32_with_the_kernels_of_an_avx2_only_cpu():

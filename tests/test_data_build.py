@@ -60,3 +60,18 @@ def test_generate_clevr_then_convert_for_set_prediction(tmp_path, capsys):
     assert cli.main(["convert", "clevr", "--root", str(root), "--split", "train", "--official", "--frame-size",
                      "32x48", "--out", str(tmp_path / "x"), "--no-progress"]) == 2  # skips 512: nothing left
     assert "nothing to convert" in capsys.readouterr().err
+
+
+def test_generated_scenes_at_a_whole_factor_lower_resolution():
+    """Generated scenes at a whole-factor lower resolution (the Multi-dSprites study's 32x32 proxy)."""
+    full = generator_for("multi_dsprites")(3, np.random.default_rng(0))
+    half = generator_for("multi_dsprites", resolution=(32, 32))(3, np.random.default_rng(0))
+    assert half["image"].shape == (3, 32, 32, 3) and half["mask"].shape[2:4] == (32, 32)
+    block = full["image"][:, :2, :2].astype(float).mean(axis=(1, 2))
+    assert np.array_equal(half["image"][:, 0, 0], np.round(block).astype(np.uint8))
+    assert np.array_equal(half["mask"][:, :, 0, 0], full["mask"][:, :, 1, 1])  # each block's pixel (1, 1)
+    assert set(np.unique(half["mask"].sum(axis=1))) <= {255}  # still one entity per pixel
+    with pytest.raises(DataError, match="whole factor"):
+        generator_for("tetrominoes", resolution=(20, 20))
+    clevr = generator_for("clevr6", resolution=(64, 64))(1, np.random.default_rng(0))
+    assert clevr["image"].shape == (1, 64, 64, 3)

@@ -1,5 +1,5 @@
-"""The `slotattn` command line: train | eval | visualize | generate | convert | export | import-tf | study | reproduce |
-report | demo.
+"""The `slotattn` command line: train, evaluate, draw, export and import models; generate and convert data; studies,
+paper rows, reports and a five-minute demo.
 
 Parse, call the run layer (`slotattn.run`, `slotattn.studies`, the data converters), print. Library modules never
 print; this one configures logging and owns the progress bars.
@@ -11,12 +11,14 @@ import logging
 import os
 import sys
 import time
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
 from pathlib import Path
 
 import numpy as np
 
 from slotattn import reproduce, run
-from slotattn.config import ConfigError, Config, from_dict, load_config, parse_override
+from slotattn.config import ConfigError, Config, from_dict, load_config, parse_override, recipe_names
 from slotattn.data.build import GENERATORS, VARIANTS, generate_to_arrays
 from slotattn.data.clevr import OFFICIAL_SPLITS, TASKS, convert_clevr
 from slotattn.data.clevr6 import convert_clevr6
@@ -25,11 +27,19 @@ from slotattn.data.generators.clevr import generate_clevr_batch, write_clevr_dat
 from slotattn.data.multi_object import DATASETS, convert_multi_object, write_multi_object
 from slotattn.studies import SCALES, STUDIES, StudyError, run_study
 from slotattn.tf_import import import_tf_to_safetensors
-from slotattn.training.checkpoint import CheckpointError
+from slotattn.training.checkpoint import CheckpointError, latest_checkpoint
 from slotattn.training.engine import NonFiniteLossError, TrainingInterrupted, resolve_device, resolve_precision
+from slotattn.training.rundir import describe_run
 from slotattn.training.runlog import describe_device, read_metrics
 
 log = logging.getLogger("slotattn")
+
+
+def package_version() -> str:
+    try:
+        return _dist_version("slotattn")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        return "unknown (not installed)"
 
 
 def _tqdm(iterable=None, **kwargs):
@@ -63,26 +73,46 @@ class TrainingBar:
             self.bar.close()
 
 
-def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool) -> dict[str, float]:
+def _train(cfg: Config, run_dir: Path, resume: bool, progress: bool, overwrite: bool = False) -> dict[str, float]:
     bar = TrainingBar(progress and int(os.environ.get("RANK", "0")) == 0)
     try:
-        return run.train(cfg, run_dir, resume=resume, progress=bar)
+        return run.train(cfg, run_dir, resume=resume, overwrite=overwrite, progress=bar)
     finally:
         bar.close()
 
 
+def _is_main() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else None
+    overrides = [*args.overrides, *([f"train.device={args.device}"] if args.device else [])]
     if args.resume:
         if run_dir is None:
             raise ConfigError("--resume needs --run-dir (the run to continue)")
-        cfg = run.resume_config(run_dir, args.config, args.overrides)
+        if args.config and (latest_checkpoint(run_dir) is not None or (run_dir / "config.yaml").exists()):
+            raise ConfigError(f"--resume continues {run_dir} with the config it was trained with; drop --config "
+                              f"(--set may change {', '.join(run.SAFE_ON_RESUME)})")
+        if args.overwrite:
+            raise ConfigError("--resume continues a run and --overwrite replaces it: pass one of them")
+        cfg = run.resume_config(run_dir, args.config, overrides)
+        what = f"continuing {run_dir}"
     else:
-        cfg = load_config(args.config, args.overrides)
+        if not args.config:
+            raise ConfigError(f"train needs --config RECIPE (one of {', '.join(recipe_names())}, or a YAML file), "
+                              "or --resume --run-dir RUN")
+        cfg = load_config(args.config, overrides)
+        what = f"recipe {args.config}"
     if run_dir is None:
         run_dir = Path("runs") / f"{cfg.data.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    metrics = _train(cfg, run_dir, resume=args.resume, progress=not args.no_progress)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if _is_main():
+        device = resolve_device(cfg.train.device)
+        print(f"training: {what}, {cfg.train.steps:,} steps of batch {cfg.train.batch_size} on "
+              f"{describe_device(device)}, {PRECISION_NAMES[resolve_precision(cfg.train.precision, device)]}; run "
+              f"directory {run_dir}", flush=True)
+    metrics = _train(cfg, run_dir, resume=args.resume, progress=not args.no_progress, overwrite=args.overwrite)
+    if _is_main():
         print(f"run directory: {run_dir}")
         print("final evaluation: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
         print(_metric_table(metrics))
@@ -100,12 +130,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     def progress(batches):
         return batches if args.no_progress else _tqdm(batches, desc="eval")
 
+    if args.num is not None and args.num < 1:
+        raise ConfigError(f"--num must be at least 1 (scenes to score), got {args.num}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)  # before the evaluation, not after it
     result = run.evaluate(args.checkpoint, data=args.data, num=args.num, num_slots=args.num_slots,
                           num_iterations=args.num_iterations, device=args.device, overrides=args.overrides,
                           progress=progress)
     print(json.dumps(result, indent=2))
-    metrics = {k: v for k, v in result.items() if k not in ("checkpoint", "data", "num_slots", "num_iterations")}
+    metrics = {k: v for k, v in result.items() if k not in run.EVAL_FIELDS}
     print(_metric_table(metrics), file=sys.stderr)
+    print(f"scored {result['num_scenes']:,} held-out scenes", file=sys.stderr)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
@@ -118,7 +153,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    path, ckpt = run.export(args.checkpoint, args.out)
+    path, ckpt = run.export(args.checkpoint, args.out, overwrite=args.overwrite)
     print(f"exported {ckpt} -> {path} (+ {path.with_suffix('.json')})")
     return 0
 
@@ -141,7 +176,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         with _tqdm(total=args.num, desc="render clevr", unit="img", disable=args.no_progress) as bar:
             write_clevr_dataset(args.out, args.num, args.seed, min_objects=args.min_objects,
                                 max_objects=args.max_objects, width=args.width, height=args.height,
-                                workers=args.workers, progress=bar, split=args.split)
+                                workers=args.workers, progress=bar, split=args.split, overwrite=args.overwrite)
         print(f"wrote {args.num} CLEVR scenes ({args.width}x{args.height}) to {args.out} "
               f"(images/{args.split}, scenes/CLEVR_{args.split}_scenes.json, masks/{args.split})")
         return 0
@@ -207,7 +242,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"[2/4] training for at most {cfg.train.max_minutes} minutes on {describe_device(device)}, "
           f"{PRECISION_NAMES[precision]} (train.precision={cfg.train.precision}; recipe configs/demo.yaml, "
           f"run directory {out / 'run'})")
-    metrics = _train(cfg, out / "run", resume=args.resume, progress=not args.no_progress)
+    if not args.resume and describe_run(out / "run") is not None:
+        print(f"      replacing the earlier demo run in {out / 'run'} (continue it instead with --resume)")
+    metrics = _train(cfg, out / "run", resume=args.resume, progress=not args.no_progress, overwrite=not args.resume)
     warning = _demo_steps_warning(out, cfg)
     if warning:
         print(warning)
@@ -290,16 +327,38 @@ def cmd_import_tf(args: argparse.Namespace) -> int:
     return 0
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows each option's default where it has one (not for flags, nor for None)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if (action.default in (None, False, [], argparse.SUPPRESS) or isinstance(action, argparse._HelpAction)
+                or "default" in (action.help or "")):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="slotattn", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="slotattn", description=" ".join(__doc__.split("\n\n")[0].split()),
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("--version", action="version", version=f"slotattn {package_version()}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, and tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_SubParser)
     # One function per subcommand, in the order `slotattn --help` lists them.
     for add_command in (_add_train_command, _add_eval_command, _add_visualize_command, _add_export_command,
                         _add_generate_command, _add_convert_command, _add_study_command, _add_reproduce_command,
                         _add_report_command, _add_import_tf_command, _add_demo_command):
         add_command(sub)
     return parser
+
+
+class _SubParser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def _add_no_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for log files)")
 
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
@@ -309,11 +368,15 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
 
 def _add_train_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model from a YAML recipe")
-    p.add_argument("--config", help="YAML recipe (overrides of the paper defaults), e.g. configs/tetrominoes.yaml")
+    p.add_argument("--config", help=f"a recipe ({', '.join(recipe_names())}) or a YAML file of overrides of the "
+                                    "paper defaults; required unless --resume")
     _add_overrides(p)
     p.add_argument("--run-dir", help="where logs, figures and checkpoints go (default runs/<dataset>-<time>)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --run-dir")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its newest checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in a --run-dir that holds another run, replacing that run's files")
+    p.add_argument("--device", help="override train.device: auto | cpu | cuda | cuda:N")
+    _add_no_progress(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -326,7 +389,7 @@ def _add_eval_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-slots", type=int, help="slots at test time (default: as trained)")
     p.add_argument("--num-iterations", type=int, help="Slot Attention iterations at test time (default: as trained)")
     p.add_argument("--device", help="override train.device")
-    p.add_argument("--no-progress", action="store_true")
+    _add_no_progress(p)
     _add_overrides(p)
     p.set_defaults(func=cmd_eval)
 
@@ -344,7 +407,8 @@ def _add_visualize_command(sub: argparse._SubParsersAction) -> None:
 def _add_export_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write a checkpoint's model as safetensors + config JSON, for inference")
     p.add_argument("--checkpoint", required=True, help=CHECKPOINT_HELP)
-    p.add_argument("--out", required=True, help="the .safetensors file to write")
+    p.add_argument("--out", required=True, help="the .safetensors file to write (the suffix is added if missing)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file of that name")
     p.set_defaults(func=cmd_export)
 
 
@@ -354,7 +418,7 @@ def _add_generate_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--variant", choices=sorted({v for vs in VARIANTS.values() for v in vs}),
                    help="multi_dsprites: colored_on_grayscale (default, the paper's) | colored_on_colored | binarized")
     p.add_argument("--num", type=int, required=True, help="number of scenes")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="dataset seed (the same seed gives the same scenes)")
     p.add_argument("--out", required=True, help="output directory (store) or file (tfrecord)")
     p.add_argument("--format", choices=["store", "tfrecord", "clevr"],
                    help="store (default): slotattn's memory-mappable directory; tfrecord: the original DeepMind "
@@ -366,8 +430,9 @@ def _add_generate_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="clevr: rendering processes (output does not depend on it)")
     p.add_argument("--split", default="train", help="clevr: split name in file names")
     p.add_argument("--chunk", type=int, default=4096, help="scenes generated and written at a time")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset directory")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing dataset (a store directory, or the CLEVR split of the same name)")
+    _add_no_progress(p)
     p.set_defaults(func=cmd_generate)
 
 
@@ -397,7 +462,7 @@ def _add_convert_command(sub: argparse._SubParsersAction) -> None:
     for q in conv.choices.values():
         q.add_argument("--out", required=True, help="output directory")
         q.add_argument("--overwrite", action="store_true")
-        q.add_argument("--no-progress", action="store_true")
+        _add_no_progress(q)
     p.set_defaults(func=cmd_convert)
 
 
@@ -409,7 +474,7 @@ def _add_study_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, help="number of seeds (default: the scale's)")
     p.add_argument("--config", help="recipe instead of the scale's, e.g. multi_dsprites")
     _add_overrides(p)
-    p.add_argument("--no-progress", action="store_true")
+    _add_no_progress(p)
     p.set_defaults(func=cmd_study)
 
 
@@ -422,7 +487,7 @@ def _add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="a dataset directory instead of scenes generated on the fly")
     p.add_argument("--num-eval", type=int, help="held-out scenes (default: the paper's protocol)")
     _add_overrides(p)
-    p.add_argument("--no-progress", action="store_true")
+    _add_no_progress(p)
     p.set_defaults(func=cmd_reproduce)
 
 
@@ -450,7 +515,7 @@ def _add_demo_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="demo_run", help="output directory (default ./demo_run)")
     p.add_argument("--num-train", type=int, default=60_000, help="training scenes to generate")
     p.add_argument("--resume", action="store_true", help="continue the demo's previous run")
-    p.add_argument("--no-progress", action="store_true")
+    _add_no_progress(p)
     _add_overrides(p)
     p.set_defaults(func=cmd_demo)
 
@@ -461,7 +526,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ConfigError, DataError, CheckpointError, StudyError, FileExistsError) as err:
+    except (ConfigError, DataError, CheckpointError, StudyError, FileExistsError, ValueError) as err:
+        # Every error the library raises for bad input is a ValueError subclass that says what was expected and
+        # what was found: one line, no traceback (-v shows it).
+        if args.verbose:
+            raise
         print(f"slotattn {args.command}: error: {err}", file=sys.stderr)
         return 2
     except NonFiniteLossError as err:

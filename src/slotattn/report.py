@@ -289,10 +289,10 @@ def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
         The path of report.md.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    sources = load_sources(paths)
+    sources = load_sources(paths)  # before anything is written: a failed report leaves no empty --out behind
     if not sources:
         raise ReportError("no study or run directories given")
+    out_dir.mkdir(parents=True, exist_ok=True)
     out_abs = out_dir.resolve()
     collapsed = {k: v for s in sources for k, v in find_collapsed(s.records).items()}
     md = ["# Reproduction report", "",

@@ -93,7 +93,8 @@ def reproduce(name: str, out_dir: str | Path, *, minutes: float | None = None, d
     resume = latest_checkpoint(run_dir) is not None
     cfg = run.resume_config(run_dir, overrides=settings) if resume else load_config(row.recipe, settings)
     cfg = from_dict({"train": {"max_minutes": minutes}}, base=cfg)
-    run.train(cfg, run_dir, resume=resume, progress=progress)
+    if not run.finished(run_dir, cfg):  # a finished row is only evaluated again
+        run.train(cfg, run_dir, resume=resume, progress=progress)
     return write_row(name, run_dir, Path(out_dir) / f"{name}.json", num_eval=num_eval, overrides=overrides,
                      data=data)
 
@@ -132,7 +133,7 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
     else:
         device = f"{describe_device(dev)}, evaluating: the run did not record where it trained"
         precision = resolve_precision(cfg.train.precision, dev)
-    metrics = {k: v for k, v in result.items() if k not in ("checkpoint", "data", "num_slots", "num_iterations")}
+    metrics = {k: v for k, v in result.items() if k not in run.EVAL_FIELDS}
     row_json = {
         "row": name, "metric": row.metric, "value": metrics[row.metric], "paper": list(row.paper),
         "paper_source": row.source, "metrics": metrics, "num_eval": num_eval, "steps": step,

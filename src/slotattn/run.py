@@ -16,23 +16,29 @@ from typing import Any
 import torch
 
 from slotattn.config import Config, ConfigError, apply_overrides, from_dict, load_config, parse_override, to_dict
-from slotattn.data.build import build_eval_batches, build_train_source, generate_to_arrays
+from slotattn.data.build import build_eval_batches, build_train_source, generate_to_arrays, held_out_size
 from slotattn.data.store import Store, write_store
 from slotattn.models import build_model
 from slotattn.pretrained import load_model, load_weights_into, resolve_checkpoint
 from slotattn.tasks import build_task
 from slotattn.training import distributed, engine
-from slotattn.training.checkpoint import CheckpointError, export_safetensors, latest_checkpoint, load_checkpoint
+from slotattn.training.checkpoint import (CheckpointError, checkpoint_step, export_path, export_safetensors,
+                                         latest_checkpoint, load_checkpoint)
 from slotattn.training.engine import Progress
 
 
-def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: Progress | None = None) -> dict[str, float]:
+def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+          progress: Progress | None = None) -> dict[str, float]:
     """Seed, build the model, task and data of `cfg`, and train them in `run_dir` (also under torchrun).
+
+    The run holds `run_dir` while it trains: a second trainer there fails at once, and a new run refuses a
+    directory that holds another run's files unless `overwrite` (`slotattn.training.rundir`).
 
     Args:
         cfg: the resolved config (`load_config`, or `resume_config` to continue a run).
         run_dir: where config, logs, figures and checkpoints go.
         resume: continue from the newest checkpoint in `run_dir` (exact continuation).
+        overwrite: start afresh in a `run_dir` that holds another run, replacing that run's files whole.
         progress: progress(step, total, values or None) after every step, on rank 0.
 
     Returns:
@@ -49,21 +55,52 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, progress: P
         return engine.train(cfg, model, build_task(cfg.task),
                             lambda rank, world: build_train_source(cfg, rank, world),
                             lambda rank, world: build_eval_batches(cfg, rank=rank, world_size=world),
-                            run_dir, resume=resume, progress=progress)
+                            run_dir, resume=resume, overwrite=overwrite, progress=progress)
     finally:
         distributed.shutdown()
 
 
+# The settings a resumed run may change: how long and how it trains and reports, not what it learns or from what.
+SAFE_ON_RESUME = ("train.steps", "train.max_minutes", "train.log_every", "train.eval_every", "train.ckpt_every",
+                  "train.vis_every", "train.keep_last", "train.tensorboard", "train.eval_batch_size", "train.device",
+                  "train.precision", "train.compile", "data.num_workers")
+
+
 def resume_config(run_dir: str | Path, recipe: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
     """The config to continue `run_dir` with: the one stored in its newest checkpoint (else its config.yaml, else
-    `recipe`), plus `overrides` (e.g. more `train.steps`)."""
+    `recipe`), plus `overrides` (e.g. more `train.steps`).
+
+    Once the run has a checkpoint, `overrides` may change only `SAFE_ON_RESUME` settings: one that changes the
+    model, data, optimiser or seed would continue the stored weights as another run, and is refused by name.
+    """
     run_dir = Path(run_dir)
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None:
-        return apply_overrides(from_dict(load_checkpoint(ckpt)["config"]), overrides)
+        stored = from_dict(load_checkpoint(ckpt)["config"])
+        cfg = apply_overrides(stored, overrides)
+        changed = [key for key in (parse_override(text)[0] for text in overrides)
+                   if key not in SAFE_ON_RESUME and _get(cfg, key) != _get(stored, key)]
+        if changed:
+            raise ConfigError(f"--resume continues {run_dir} as it was trained; --set {', '.join(changed)} would "
+                              f"change what it learns (may change on resume: {', '.join(SAFE_ON_RESUME)}); start a "
+                              "new run in another --run-dir instead")
+        return cfg
     if recipe is not None or (run_dir / "config.yaml").exists():
         return load_config(recipe or run_dir / "config.yaml", overrides)
     raise CheckpointError(f"{run_dir}: nothing to resume (no checkpoint, no config.yaml) and no recipe")
+
+
+def _get(cfg: Config, key: str) -> Any:
+    value = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def finished(run_dir: str | Path, cfg: Config) -> bool:
+    """Whether `run_dir`'s newest checkpoint is at (or past) `cfg.train.steps`: resuming it would train nothing."""
+    ckpt = latest_checkpoint(run_dir)
+    return ckpt is not None and checkpoint_step(ckpt) >= cfg.train.steps
 
 
 def load_for_inference(checkpoint: str | Path, overrides: Sequence[str] = ()) -> tuple[Config, torch.nn.Module, Path]:
@@ -80,6 +117,10 @@ def load_for_inference(checkpoint: str | Path, overrides: Sequence[str] = ()) ->
     ckpt = resolve_checkpoint(checkpoint)
     model, cfg = load_model(ckpt)
     return apply_overrides(cfg, overrides), model, ckpt
+
+
+# What `evaluate` returns besides the metrics.
+EVAL_FIELDS = ("checkpoint", "data", "num_scenes", "num_slots", "num_iterations")
 
 
 def evaluate(
@@ -105,17 +146,21 @@ def evaluate(
         progress: wraps the iterable of batches (e.g. a progress bar).
 
     Returns:
-        {"checkpoint", "data", "num_slots", "num_iterations", **metrics}.
+        {"checkpoint", "data", "num_scenes", "num_slots", "num_iterations", **metrics} (`EVAL_FIELDS`, then the
+        metrics).
     """
+    if num is not None and num < 1:
+        raise ConfigError(f"evaluate: num must be at least 1 (examples to score), got {num}")
     cfg, model, ckpt = load_for_inference(checkpoint, overrides)
     dev = engine.resolve_device(device or cfg.train.device)
     model.to(dev)
+    num_scenes = held_out_size(cfg, data, num)
     batches = build_eval_batches(cfg, path=data, num=num)
     metrics = engine.evaluate(model, build_task(cfg.task), batches(), dev, seed=cfg.train.seed, progress=progress,
                               num_slots=num_slots, num_iterations=num_iterations)
     trained_iterations = getattr(model, "num_iterations", None)  # None: the Slot MLP baseline does not iterate
     return {"checkpoint": str(ckpt), "data": str(data or cfg.data.eval_path or f"generated:{cfg.data.name}"),
-            "num_slots": num_slots or model.num_slots,
+            "num_scenes": num_scenes, "num_slots": num_slots or model.num_slots,
             "num_iterations": num_iterations if trained_iterations is not None and num_iterations else
             trained_iterations, **metrics}
 
@@ -133,10 +178,12 @@ def visualize(checkpoint: str | Path, out: str | Path, *, num: int = 8, data: st
                             num_slots=num_slots, num_iterations=num_iterations)
 
 
-def export(checkpoint: str | Path, out: str | Path) -> tuple[Path, Path]:
-    """Write a trained model's weights + config for inference (safetensors + JSON); returns (written, source)."""
+def export(checkpoint: str | Path, out: str | Path, overwrite: bool = False) -> tuple[Path, Path]:
+    """Write a trained model's weights + config for inference (safetensors + JSON); returns (written, source).
+    `out` without a suffix gets `.safetensors`; existing files are replaced only with `overwrite`."""
+    export_path(out, overwrite)  # refuse before loading anything
     cfg, model, ckpt = load_for_inference(checkpoint)
-    return export_safetensors(model.state_dict(), to_dict(cfg), out), ckpt
+    return export_safetensors(model.state_dict(), to_dict(cfg), out, overwrite), ckpt
 
 
 def generate(dataset: str, num: int, out: str | Path, *, seed: int = 0, variant: str | None = None,

@@ -20,9 +20,14 @@ def new_figure(width: float, height: float):
 
 
 def save_figure(fig, path: str | Path) -> Path:
-    """Lay out `fig` and write it to `path` (PNG, 100 dpi), making the folder if needed."""
-    fig.tight_layout()
+    """Lay out `fig` and write it to `path` (PNG, 100 dpi; `.png` added to a name without a suffix), making the
+    folder if needed. Returns the path written."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give the figure a file name such as {path / 'figure.png'}")
+    if path.suffix == "":
+        path = path.with_suffix(".png")  # what matplotlib would write: say so in the returned path
+    fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path

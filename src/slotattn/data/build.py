@@ -171,6 +171,19 @@ def build_eval_batches(
     return lambda: eval_batches(source, num, cfg.train.eval_batch_size, cfg.data.eval_seed, rank, world_size)
 
 
+def held_out_size(cfg: Config, path: str | None = None, num: int | None = None) -> int:
+    """How many examples `build_eval_batches(cfg, path, num)` gives: `num` (default `data.num_eval`), or all of a
+    smaller store when `num` is not given; a `num` larger than the store raises DataError."""
+    path = path or cfg.data.eval_path
+    wanted = num or cfg.data.num_eval
+    if not path:
+        return wanted
+    available = len(open_checked_store(path, cfg))
+    if num is not None and num > available:
+        raise DataError(f"{path}: asked for {num:,} examples, the split holds {available:,}")
+    return min(wanted, available)
+
+
 def generate_to_arrays(
     name: str, num: int, seed: int, chunk: int = 4096, variant: str | None = None
 ) -> Iterable[dict[str, np.ndarray]]:

@@ -187,6 +187,9 @@ def write_store(
         )
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir}: already exists; pass overwrite=True to replace it")
+    if out_dir.exists() and not _replaceable(out_dir):
+        raise FileExistsError(f"{out_dir}: exists and is not a slotattn dataset (no {META_FILE} of format "
+                              f"'{FORMAT_NAME}'); overwrite replaces only datasets, so remove or rename it yourself")
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
@@ -208,6 +211,16 @@ def write_store(
         raise
     logger.info("wrote %d examples of %s to %s", num, meta["dataset"], out_dir)
     return open_store(out_dir)
+
+
+def _replaceable(path: Path) -> bool:
+    """Whether `overwrite` may replace `path`: an empty directory, or a dataset `write_store` wrote."""
+    if path.is_dir() and not any(path.iterdir()):
+        return True
+    try:
+        return json.loads((path / META_FILE).read_text()).get("format") == FORMAT_NAME
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _check_meta(meta: Any) -> None:

@@ -85,7 +85,8 @@ class SlotModel(nn.Module):
 
     def check_image(self, image: Tensor) -> None:
         """Raise ValueError/TypeError naming expected vs received rank, channels, size, dtype and device."""
-        check_image(type(self).__name__, image, 3, self.resolution, next(self.parameters(), None))
+        check_image(type(self).__name__, image, 3, self.resolution, next(self.parameters(), None),
+                    check_range=not (self.training and image.is_cuda))
 
     def encode(self, image: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B N Din"]:
         """CNN features + position embedding, flattened to a set and passed through LayerNorm + MLP."""

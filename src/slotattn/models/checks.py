@@ -4,7 +4,9 @@ spatial size, dtype and device, before a conv deep inside the encoder fails with
 import torch
 from torch import Tensor
 
-__all__ = ["check_image"]
+__all__ = ["RANGE_TOLERANCE", "check_image"]
+
+RANGE_TOLERANCE = 0.01  # how far outside [-1, 1] an image may reach (rounding of resized or converted pixels)
 
 
 def check_image(
@@ -13,13 +15,16 @@ def check_image(
     expected_channels: int,
     resolution: tuple[int, int],
     param: Tensor | None = None,
+    check_range: bool = True,
 ) -> None:
     """Check a model's input image; say what was expected and what was received.
 
     Checks, in order: a tensor; 4 dims [B, C, H, W]; ``expected_channels`` channels at dim 1 (with a hint when the
     image is channel-last, the TF original's layout); H x W equal to ``resolution``; a floating dtype (the model
-    takes [-1, 1], not uint8 pixels); the device of ``param``; outside autocast, the dtype of ``param`` (PyTorch
-    would otherwise fail inside the first conv, naming its weights rather than the image).
+    takes [-1, 1], not uint8 pixels); values within [-1, 1] up to ``RANGE_TOLERANCE`` (pixels in [0, 255] would
+    run and score near chance; images in [0, 1] lie inside the range and cannot be told apart, see the README);
+    the device of ``param``; outside autocast, the dtype of ``param`` (PyTorch would otherwise fail inside the
+    first conv, naming its weights rather than the image).
 
     Args:
         model_name: the model named in the message, e.g. ``type(self).__name__``.
@@ -28,6 +33,8 @@ def check_image(
         resolution: (H, W) the model was built for.
         param: one of the model's parameters (``next(model.parameters(), None)``): its dtype and device are what
             the image must match; None skips those two checks.
+        check_range: check the values (one min/max reduction; on a GPU it waits for the image, so training there
+            skips it: the engine's batches are [-1, 1] by construction, `slotattn.data.batch`).
 
     Raises:
         TypeError: ``image`` is not a tensor, is not floating point, or its dtype differs from ``param``'s
@@ -60,6 +67,11 @@ def check_image(
             f"{model_name}: image must be a floating-point tensor in [-1, 1], got dtype {image.dtype} "
             "(uint8 pixels? slotattn.data.batch.to_model_batch converts them)"
         )
+    if check_range and image.numel():
+        low, high = (float(v) for v in torch.aminmax(image.detach()))
+        if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+            hint = " (pixels in [0, 255]? use image / 127.5 - 1)" if high > 2 else ""
+            raise ValueError(f"{model_name}: image values must lie in [-1, 1], got [{low:.4g}, {high:.4g}]{hint}")
     if param is None:
         return
     if image.device != param.device:

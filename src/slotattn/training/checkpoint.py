@@ -118,6 +118,14 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)))
 
 
+def checkpoint_step(path: str | Path) -> int:
+    """The step of a checkpoint, from its file name (`step_00001200.pt` -> 1200)."""
+    match = _NAME.match(Path(path).name)
+    if match is None:
+        raise CheckpointError(f"{path}: not a checkpoint name of the form step_NNNNNNNN.pt")
+    return int(match.group(1))
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load and verify a checkpoint file (SHA-256 against its .json when present; `weights_only=True`)."""
     path = Path(path)
@@ -211,13 +219,35 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return None
 
 
-def export_safetensors(state_dict: dict[str, torch.Tensor], config: dict[str, Any], path: str | Path) -> Path:
-    """Write model weights as safetensors (config JSON in its metadata) plus `<path>.json` with the config.
+def export_path(path: str | Path, overwrite: bool = False) -> Path:
+    """Where `export_safetensors` may write: PATH.safetensors (the suffix added when PATH has none), with its
+    PATH.json beside it; refused for a directory, another suffix, a checkpoint's own sidecar, or (unless
+    `overwrite`) an existing file."""
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory; export needs a file name ending in .safetensors")
+    if path.suffix == "":
+        path = path.with_suffix(".safetensors")
+    if path.suffix != ".safetensors":
+        raise CheckpointError(f"{path}: export writes a .safetensors file (and its .json), got suffix '{path.suffix}'")
+    sidecar = path.with_suffix(".json")
+    if _NAME.match(path.with_suffix(".pt").name) and path.with_suffix(".pt").exists():
+        raise CheckpointError(f"{sidecar} is the sidecar of checkpoint {path.with_suffix('.pt')}; export elsewhere")
+    existing = [str(p) for p in (path, sidecar) if p.exists()]
+    if existing and not overwrite:
+        raise CheckpointError(f"{' and '.join(existing)} already exist(s); pass --overwrite to replace")
+    return path
+
+
+def export_safetensors(state_dict: dict[str, torch.Tensor], config: dict[str, Any], path: str | Path,
+                       overwrite: bool = False) -> Path:
+    """Write model weights as safetensors (config JSON in its metadata) plus `<path>.json` with the config, at
+    `export_path(path, overwrite)`; returns the path written.
 
     safetensors files hold tensors only and load without unpickling anything, for inference and sharing.
     """
     from safetensors.torch import save
-    path = Path(path)
+    path = export_path(path, overwrite)
     tensors = {key: value.detach().cpu().contiguous() for key, value in state_dict.items()}
     metadata = {"format": "slotattn", "format_version": str(FORMAT_VERSION), "config": json.dumps(config)}
     atomic_write_bytes(path, save(tensors, metadata=metadata))

@@ -23,12 +23,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from slotattn.config import Config, dump_config, to_dict
+from slotattn.config import Config, ConfigError, dump_config, to_dict
 from slotattn.data.batch import Batch
 from slotattn.data.stream import BatchSource, StepBatches
 from slotattn.tasks import Task
 from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from slotattn.training.distributed import DistInfo, all_reduce_sum, barrier, gather_objects, init_distributed
+from slotattn.training.rundir import RunDirError, RunDirLock, claim_for_new_run
 from slotattn.training.runlog import RunLog
 from slotattn.training.state import TrainState
 
@@ -47,27 +48,43 @@ class TrainingInterrupted(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when available, else the CPU."""
+    """The device a `train.device` / `--device` value names: "auto" (CUDA when available, else the CPU), "cpu",
+    "cuda" or "cuda:N"; anything else, or CUDA where there is none, raises ConfigError."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but CUDA is not available on this machine")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device {name!r}: expected auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: CUDA is not available on this machine (torch {torch.__version__}, "
+                              f"CUDA build: {torch.version.cuda or 'no'}); use cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r}: this machine shows {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
-    """The training precision "auto" stands for on `device`: "bf16" where bfloat16 runs natively, else "fp32".
+    """The training precision `precision` stands for on `device`; "auto" is "bf16" where the hardware runs bfloat16
+    natively, else "fp32". The one place that decides it.
 
-    CUDA: `torch.cuda.is_bf16_supported()` (Ampere and later). CPU: oneDNN's bfloat16 support, i.e. AVX512-BF16
-    or AMX instructions; emulated bfloat16 elsewhere would be slower than float32.
+    CUDA: `torch.cuda.is_bf16_supported(including_emulation=False)` (compute capability 8.0, Ampere, and later);
+    its default also counts emulation, which would put a V100 or T4 on emulated bfloat16. CPU: the AVX512-BF16 or
+    AMX-BF16 instructions (`torch.cpu._is_avx512_bf16_supported`, `_is_amx_tile_supported`) with AVX-512 kernels
+    in use (`torch.backends.cpu.get_cpu_capability()`); oneDNN also "supports" bfloat16 on any AVX-512 CPU by
+    emulating it, which trained 7-10x slower than float32 in slotattn's measurement (emulated with AVX2 kernels on
+    an AMX Xeon, docs/performance.md). Other devices: "fp32".
     """
     if precision != "auto":
         return precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
     if device.type == "cpu":
-        return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+        return "bf16" if native and torch.backends.cpu.get_cpu_capability() == "AVX512" else "fp32"
     return "fp32"
 
 
@@ -235,6 +252,8 @@ class _Stop:
         if self.signal_name is not None:  # second signal: stop now
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(signum).name
+        log.warning("%s: stopping at the end of this step, after writing a checkpoint (again: stop at once, "
+                    "without one)", self.signal_name)
 
     def restore(self) -> None:
         for sig, handler in self.previous.items():
@@ -250,6 +269,7 @@ def train(
     run_dir: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: Progress | None = None,
 ) -> dict[str, float]:
     """Train `model` on `task` until `cfg.train.steps`, logging, evaluating and checkpointing on the way.
@@ -266,6 +286,8 @@ def train(
         make_eval_batches: (rank, world_size) -> a factory of fresh iterables over this rank's held-out shard.
         run_dir: where logs, figures and checkpoints go.
         resume: continue from the newest valid checkpoint in `run_dir` (start afresh if there is none).
+        overwrite: a new run (not `resume`) may replace the run whose files `run_dir` holds
+            (`rundir.claim_for_new_run`); without it such a directory is refused.
         progress: called on rank 0 after every step as progress(step, total, values or None).
 
     Returns:
@@ -274,23 +296,44 @@ def train(
     Raises:
         NonFiniteLossError: the loss or gradient norm is not finite (unless `optim.skip_nonfinite`).
         TrainingInterrupted: SIGINT/SIGTERM; a checkpoint was written first.
+        RunDirError: another trainer holds `run_dir`, it holds another run (and neither `resume` nor `overwrite`),
+            or the resumed run is already at `cfg.train.steps`.
     """
     run_dir = Path(run_dir)
     dist_info, device = init_distributed(resolve_device(cfg.train.device))
     if cfg.train.batch_size % dist_info.world_size:
         raise ValueError(f"train.batch_size={cfg.train.batch_size} is not divisible by {dist_info.world_size} ranks")
-    if dist_info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as held:
+        if dist_info.is_main:  # rank 0 holds the run directory for the whole run; the ranks of one job share it
+            held.enter_context(RunDirLock(run_dir))
+            if not (resume and latest_checkpoint(run_dir) is not None):
+                # A run that never wrote a checkpoint has nothing to continue: --resume starts it afresh.
+                note = claim_for_new_run(run_dir, overwrite=overwrite or resume)
+                if note is not None:
+                    log.warning("%s", note)
+        barrier(dist_info)
+        return _train(cfg, model, task, make_source, make_eval_batches, run_dir, dist_info, device, resume, progress)
+
+
+def _train(cfg: Config, model: torch.nn.Module, task: Task, make_source: Callable[[int, int], BatchSource],
+           make_eval_batches: Callable[[int, int], Callable[[], Iterable[Batch]]], run_dir: Path,
+           dist_info: DistInfo, device: torch.device, resume: bool, progress: Progress | None) -> dict[str, float]:
+    """`train` once rank 0 holds the run directory."""
     source = make_source(dist_info.rank, dist_info.world_size)
     eval_batches = make_eval_batches(dist_info.rank, dist_info.world_size)
     model.to(device)
     state = TrainState.create(model, cfg.optim)
-    runlog = RunLog(run_dir, tensorboard=cfg.train.tensorboard, enabled=dist_info.is_main)
     resumed_from = latest_checkpoint(run_dir) if resume else None
     if resumed_from is not None:
         state.restore(load_checkpoint(resumed_from))
-        runlog.resume_from(state.step)
+        if state.step >= cfg.train.steps:  # nothing to train: say so, and leave config.yaml as the run left it
+            raise RunDirError(f"{run_dir}: the run is finished (step {state.step:,}, train.steps="
+                              f"{cfg.train.steps:,}); to train it longer: --resume --set train.steps=N with N > "
+                              f"{state.step:,}")
         log.info("resumed from %s at step %d", resumed_from, state.step)
+    runlog = RunLog(run_dir, tensorboard=cfg.train.tensorboard, enabled=dist_info.is_main)
+    if resumed_from is not None:
+        runlog.resume_from(state.step)
     if dist_info.is_main:
         dump_config(cfg, run_dir / "config.yaml")
     forward = _training_forward(model, cfg.train.compile, dist_info, device)

@@ -313,6 +313,7 @@ def write_clevr_dataset(
     split: str = "train",
     start_index: int = 0,
     date: str | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Generate ``num`` scenes and write them in the CLEVR v1.0 layout, plus instance masks.
 
@@ -328,7 +329,7 @@ def write_clevr_dataset(
     the files do not depend on ``workers``.
 
     Args:
-        out_dir: dataset root (created if missing; existing files of the same names are overwritten).
+        out_dir: dataset root (created if missing; may hold other splits).
         num: number of images, at least 1.
         seed: dataset seed (non-negative integer).
         min_objects: fewest objects per scene.
@@ -341,12 +342,15 @@ def write_clevr_dataset(
         split: split name (directory, filenames and records).
         start_index: index of the first image (render_images.py ``--start_idx``).
         date: the ``info.date`` string; None = today as MM/DD/YYYY, as render_images.py.
+        overwrite: replace an existing ``split``: its scenes JSON and its ``CLEVR_<split>_*.png`` images and masks
+            are removed first (nothing else), so no stale image of a larger earlier split stays behind.
 
     Returns:
         The path of the scenes JSON file.
 
     Raises:
         ValueError: an argument is out of range.
+        FileExistsError: ``out_dir`` already holds ``split`` and ``overwrite`` is false.
     """
     if isinstance(num, bool) or not isinstance(num, (int, np.integer)) or num < 1:
         raise ValueError(f"write_clevr_dataset: num must be a positive integer, got {num!r}")
@@ -358,6 +362,14 @@ def write_clevr_dataset(
         raise ValueError(f"write_clevr_dataset: split must be a non-empty name without path separators, got {split!r}")
     _check_args("write_clevr_dataset", min_objects, max_objects, width, height)
     root = Path(out_dir)
+    written = [root / "scenes" / f"CLEVR_{split}_scenes.json",
+               *(f for sub in ("images", "masks") for f in sorted((root / sub / split).glob(f"CLEVR_{split}_*.png")))]
+    written = [f for f in written if f.exists()]
+    if written and not overwrite:
+        raise FileExistsError(f"{root} already holds the CLEVR split '{split}' ({len(written):,} files); pass "
+                              "--overwrite to replace it, or choose another --out or --split")
+    for f in written:
+        f.unlink()
     for sub in ("images", "masks"):
         (root / sub / split).mkdir(parents=True, exist_ok=True)
     (root / "scenes").mkdir(parents=True, exist_ok=True)
