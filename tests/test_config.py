@@ -34,6 +34,8 @@ def test_defaults_are_the_paper_recipe():
     # The paper's module: softmax over slots, GRU, residual MLP, gradient through the unrolled iterations.
     assert cfg.model.attention_axis == "slots" and cfg.model.use_gru and cfg.model.use_mlp
     assert cfg.model.implicit_diff is False
+    assert cfg.model.slot_init == "gaussian"  # Sec. 2.1: one learned Gaussian for all slots (not BO-QSA queries)
+    assert cfg.optim.schedule == "exponential"  # official train.py: warm-up, then x decay_rate per decay_steps
     # The one default that is not the paper's (float32 training): the README, config.py and slotattn's docstring say
     # so where they call the defaults the paper's; change them together.
     assert cfg.train.precision == "auto"

@@ -76,3 +76,17 @@ def test_implicit_differentiation_trains_under_two_ranks_as_in_one_process(store
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=2e-4, rtol=1e-3, msg=key)
     assert torch.equal(a["slot_attention.slots_mu"], b["slot_attention.slots_mu"])  # no gradient, never moved
+
+
+def test_learned_slot_queries_train_under_two_ranks_as_in_one_process(store, tmp_path):
+    """Learned queries with their annealed noise: the global noise draw, scaled by the step's sigma, is sliced per
+    rank, so 2 ranks follow 1 process; and a 2-rank job holds its run directory once (rank 0), not twice."""
+    args = [*settings(store, 2), "--set", "model.slot_init=learned_queries", "--set", "model.query_noise_steps=3"]
+    single = tmp_path / "single"
+    assert cli.main(["train", "--config", "debug", "--run-dir", str(single), "--no-progress", *args]) == 0
+    ddp = tmp_path / "ddp"
+    torchrun(["--config", "debug", *args], ddp)
+    a, b = (load_checkpoint(latest_checkpoint(run))["model"] for run in (single, ddp))
+    assert "slot_attention.slots_init" in a and "slot_attention.slots_mu" not in a
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=2e-4, rtol=1e-3, msg=key)

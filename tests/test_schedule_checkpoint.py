@@ -163,3 +163,32 @@ def test_loading_never_unpickles_arbitrary_objects(tmp_path):
     with pytest.raises(CheckpointError, match="holds more than tensors and plain containers") as raised:
         load_checkpoint(path)
     assert "GLOBAL print" in str(raised.value) and "weights_only" not in str(raised.value)
+
+
+def test_the_cosine_schedule_warms_up_then_decays_to_zero_at_its_last_step():
+    """Invariant Slot Attention's shape (optax warmup_cosine_decay_schedule): linear warm-up, cosine to 0."""
+    factors = [lr_factor(step, 10, 0.5, 100, "cosine") for step in range(0, 130)]
+    assert factors[0] == 0.0 and factors[5] == pytest.approx(0.5) and factors[10] == pytest.approx(1.0)
+    assert factors[60] == pytest.approx(0.5) and factors[110] == pytest.approx(0.0, abs=1e-12)
+    assert all(f == pytest.approx(0.0, abs=1e-12) for f in factors[110:])
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))  # never rises after the warm-up
+    scheduler = build_scheduler(torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0),
+                                OptimConfig(warmup_steps=10, decay_steps=100, schedule="cosine"))
+    assert scheduler.lr_lambdas[0](60) == pytest.approx(0.5)
+
+
+def test_a_learned_query_model_round_trips_through_checkpoint_and_export(tmp_path):
+    from slotattn import cli
+    from slotattn.pretrained import load_model
+
+    run_dir = tmp_path / "run"
+    assert cli.main(["train", "--config", "debug", "--run-dir", str(run_dir), "--no-progress", "--set",
+                     "model.slot_init=learned_queries", "--set", "train.precision=fp32"]) == 0
+    assert cli.main(["export", "--checkpoint", str(run_dir), "--out", str(tmp_path / "m.safetensors")]) == 0
+    from_ckpt, cfg = load_model(run_dir)
+    from_file, _ = load_model(tmp_path / "m.safetensors")
+    assert cfg.model.slot_init == "learned_queries"
+    image = torch.rand(2, 3, *cfg.model.resolution) * 2 - 1
+    assert torch.equal(from_ckpt(image).recon, from_file(image).recon)  # deterministic: no slot noise
+    assert torch.equal(from_ckpt.slot_attention.slots_init, load_checkpoint(latest_checkpoint(run_dir))["model"][
+        "slot_attention.slots_init"])

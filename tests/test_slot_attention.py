@@ -1,5 +1,7 @@
 """SlotAttention's fast path against the plain Algorithm 1 (`slotattn.nn.algorithm1`), and its invariances."""
 
+import math
+
 import pytest
 import torch
 
@@ -233,3 +235,81 @@ def test_implicit_diff_keeps_the_forward_and_differentiates_only_the_last_iterat
     implicit(inputs.detach())[0].square().sum().backward()
     assert implicit.slots_mu.grad is None and implicit.slots_log_sigma.grad is None
     assert implicit.project_q.weight.grad.abs().sum() > 0 and implicit.gru.weight_ih.grad.abs().sum() > 0
+
+
+# -- learned slot queries (model.slot_init=learned_queries; BO-QSA, Jia et al., ICLR 2023) -----------------------
+
+
+def learned(num_slots=5, **kwargs):
+    return SlotAttention(num_slots=num_slots, slot_size=16, input_size=8, num_iterations=3, mlp_hidden_size=32,
+                         slot_init="learned_queries", **kwargs)
+
+
+def test_learned_queries_have_one_vector_per_slot_and_no_gaussian():
+    sa = learned()
+    names = {n for n, _ in sa.named_parameters()}
+    assert "slots_init" in names and not {"slots_mu", "slots_log_sigma"} & names
+    assert sa.slots_init.shape == (1, 5, 16)
+    bound = (6 / (5 + 16)) ** 0.5  # Xavier-uniform over [K, D], as BO-QSA's nn.Embedding
+    assert 0.8 * bound < sa.slots_init.abs().max() <= bound
+    slots, attn = sa(torch.randn(3, 10, 8))
+    assert slots.shape == (3, 5, 16) and attn.shape == (3, 5, 10)
+
+
+def test_without_noise_learned_queries_are_deterministic_and_start_from_the_queries():
+    sa = learned()
+    x = torch.randn(2, 10, 8)
+    assert torch.equal(sa(x)[0], sa(x, generator=torch.Generator().manual_seed(1))[0])
+    start = sa.initial_slots(2)
+    assert torch.equal(start, sa.slots_init.expand(2, -1, -1))
+    noise = torch.randn(2, 5, 16)
+    torch.testing.assert_close(sa.initial_slots(2, noise=noise), sa.slots_init + noise * sa.slots_init.detach())
+
+
+def test_the_query_noise_anneals_from_one_to_zero_by_a_cosine():
+    from slotattn.nn.slot_attention import query_noise_scale
+
+    assert query_noise_scale(0, 100) == 1.0 and query_noise_scale(100, 100) == 0.0
+    assert query_noise_scale(50, 100) == pytest.approx(0.5) and query_noise_scale(10**6, 100) == 0.0
+    assert query_noise_scale(25, 100) == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert query_noise_scale(0, 0) == 0.0  # no annealing: no noise
+    sa = learned(query_noise_steps=100)
+    assert sa.noise_scale(0) == 1.0 and sa.noise_scale(100) == 0.0
+    assert SlotAttention(num_slots=2, slot_size=16, input_size=8).noise_scale(10**6) == 1.0  # Gaussian: always 1
+
+
+def test_the_gradient_reaches_the_queries_straight_through_the_truncated_iterations():
+    sa = learned()
+    x = torch.randn(2, 10, 8, requires_grad=True)
+    slots, _ = sa(x, noise=torch.randn(2, 5, 16))
+    slots.square().sum().backward()
+    assert sa.slots_init.grad is not None and sa.slots_init.grad.abs().sum() > 0
+    # BO-QSA's bi-level truncation: the queries get the last iteration's gradient as if it started from them,
+    # i.e. d loss / d queries equals d loss / d (the last iteration's input slots).
+    sa.zero_grad()
+    with torch.no_grad():
+        before_last, _ = sa(x.detach(), num_iterations=2)
+    probe = before_last.clone().requires_grad_(True)
+    out, _ = sa(x.detach(), num_iterations=1, slots_init=probe)
+    out.square().sum().backward()
+    sa.zero_grad()
+    slots, _ = sa(x.detach())
+    slots.square().sum().backward()
+    torch.testing.assert_close(sa.slots_init.grad[0], probe.grad.sum(0), rtol=1e-4, atol=1e-6)
+
+
+def test_forward_values_are_those_of_the_plain_loop_from_the_queries():
+    sa = learned()
+    x = torch.randn(2, 10, 8)
+    slots, attn = sa(x)
+    ref_slots, ref_attn = algorithm1(sa, x, sa.slots_init.expand(2, -1, -1), 3)
+    torch.testing.assert_close(slots, ref_slots, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(attn, ref_attn, rtol=1e-4, atol=1e-5)
+
+
+def test_a_learned_query_model_runs_with_fewer_slots_and_refuses_more():
+    sa = learned()
+    x = torch.randn(2, 10, 8)
+    assert sa(x, num_slots=3)[0].shape == (2, 3, 16)
+    with pytest.raises(ValueError, match="has 5 learned slot queries .* at most 5 slots, got num_slots=6"):
+        sa(x, num_slots=6)
