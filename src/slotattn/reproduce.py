@@ -16,7 +16,7 @@ from slotattn import run
 from slotattn.config import from_dict, load_config, to_dict
 from slotattn.paper import TABLE_1_FG_ARI, TABLE_2_SLOT_ATTENTION_AP
 from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint
-from slotattn.training.engine import Progress, resolve_device, resolve_precision
+from slotattn.training.engine import Progress, resolve_precision
 from slotattn.training.runlog import describe_device, read_metrics, read_starts
 
 
@@ -124,7 +124,7 @@ def write_row(name: str, run_dir: str | Path, path: str | Path, *, num_eval: int
     step = int(payload["step"])
     # rows logged after the checkpoint (by a run stopped between checkpoints) describe training it does not hold
     train_rows = [r for r in read_metrics(run_dir) if r["split"] == "train" and r["step"] <= step]
-    dev = resolve_device(cfg.train.device)
+    dev = run.inference_device(cfg)
     if any(start["step"] == 0 for start in read_starts(run_dir)):
         unrecorded = None  # the record covers the whole run
     recorded = training_device(run_dir, step, unrecorded)

@@ -9,6 +9,7 @@ it made. Nothing here prints: progress goes to the callbacks the caller passes.
     >>> run.evaluate("runs/debug", num_iterations=5)["fg_ari"]                           # doctest: +SKIP
 """
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from slotattn.training import distributed, engine
 from slotattn.training.checkpoint import (CheckpointError, checkpoint_step, export_path, export_safetensors,
                                          latest_checkpoint, load_checkpoint)
 from slotattn.training.engine import Progress
+
+log = logging.getLogger(__name__)
 
 
 def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
@@ -119,6 +122,20 @@ def load_for_inference(checkpoint: str | Path, overrides: Sequence[str] = ()) ->
     return apply_overrides(cfg, overrides), model, ckpt
 
 
+def inference_device(cfg: Config, device: str | None = None) -> torch.device:
+    """Where to run a trained model: `device` if given (strictly: an unknown or absent device is an error), else
+    the device it trained on, or the CPU, with a one-line warning, when that was a GPU this machine does not have
+    (a GPU-trained checkpoint evaluated, drawn or exported on a CPU machine)."""
+    if device is not None:
+        return engine.resolve_device(device)
+    try:
+        return engine.resolve_device(cfg.train.device)
+    except ConfigError:
+        log.warning("the model trained on train.device=%s, which this machine does not have: running it on the CPU",
+                    cfg.train.device)
+        return torch.device("cpu")
+
+
 # What `evaluate` returns besides the metrics.
 EVAL_FIELDS = ("checkpoint", "data", "num_scenes", "num_slots", "num_iterations")
 
@@ -152,7 +169,7 @@ def evaluate(
     if num is not None and num < 1:
         raise ConfigError(f"evaluate: num must be at least 1 (examples to score), got {num}")
     cfg, model, ckpt = load_for_inference(checkpoint, overrides)
-    dev = engine.resolve_device(device or cfg.train.device)
+    dev = inference_device(cfg, device)
     model.to(dev)
     num_scenes = held_out_size(cfg, data, num)
     batches = build_eval_batches(cfg, path=data, num=num)
@@ -171,7 +188,7 @@ def visualize(checkpoint: str | Path, out: str | Path, *, num: int = 8, data: st
     """The task's figure (decomposition or attention) of `num` held-out examples, written to `out` (PNG).
     `overrides`: `a.b=c` settings of the evaluation data (e.g. `data.eval_seed`), not `model.*`."""
     cfg, model, _ = load_for_inference(checkpoint, [*overrides, f"train.eval_batch_size={num}"])
-    dev = engine.resolve_device(device or cfg.train.device)
+    dev = inference_device(cfg, device)
     model.to(dev)
     batches = build_eval_batches(cfg, path=data, num=num)
     return engine.visualize(model, build_task(cfg.task), batches(), dev, Path(out), seed=cfg.train.seed,

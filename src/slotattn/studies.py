@@ -25,7 +25,7 @@ from slotattn.data.errors import DataError
 from slotattn.pretrained import load_model
 from slotattn.tasks import build_task
 from slotattn.training.checkpoint import latest_checkpoint
-from slotattn.training.engine import NonFiniteLossError, evaluate, resolve_device, to_device
+from slotattn.training.engine import NonFiniteLossError, evaluate, to_device
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,7 @@ def evaluate_run(run_dir: str | Path, study: Study, device: str | None = None) -
         stored = json.loads(cache.read_text())
         if stored.get("key") == key:
             return stored["results"]
-    dev = resolve_device(device or cfg.train.device)
+    dev = run.inference_device(cfg, device)
     model.to(dev)
     task = build_task(cfg.task)
     batches = build_eval_batches(cfg)

@@ -33,18 +33,27 @@ def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
     """Join the process group torchrun describes (env:// rendezvous); pick this rank's device.
 
     Returns:
-        The rank info, and the device (cuda:LOCAL_RANK for CUDA jobs).
+        The rank info, and the device: for CUDA jobs `rank_device`'s.
     """
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return DistInfo(), device
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
+        device = rank_device(local_rank, torch.cuda.device_count())
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # device_id binds the NCCL communicator to this rank's GPU at once (no guess from the first collective)
+        extra = {"device_id": device} if device.type == "cuda" else {}
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo", **extra)
     return DistInfo(rank, world_size, local_rank), device
+
+
+def rank_device(local_rank: int, visible: int) -> torch.device:
+    """This rank's GPU: cuda:LOCAL_RANK where the process sees at least LOCAL_RANK + 1 GPUs (torchrun on one node
+    with all of them visible), else cuda:0 (schedulers such as SLURM with --gpus-per-task=1 show each task only its
+    own GPU, as device 0)."""
+    return torch.device("cuda", local_rank if local_rank < visible else 0)
 
 
 def shutdown() -> None:

@@ -336,6 +336,8 @@ def _train(cfg: Config, model: torch.nn.Module, task: Task, make_source: Callabl
         runlog.resume_from(state.step)
     if dist_info.is_main:
         dump_config(cfg, run_dir / "config.yaml")
+    if device.type == "cuda":
+        gpu_settings()
     forward = _training_forward(model, cfg.train.compile, dist_info, device)
     precision = resolve_precision(cfg.train.precision, device)
     if dist_info.is_main:
@@ -360,7 +362,7 @@ def _train(cfg: Config, model: torch.nn.Module, task: Task, make_source: Callabl
                 loop.on_nonfinite(outcome)
             # The time budget ends the run like its last step: log, evaluate, draw and checkpoint now.
             last = state.step >= cfg.train.steps or out_of_time
-            loop.after_step(outcome.values, last)
+            loop.after_step(outcome.values, last, stopping=stop_requested)
             if last:
                 if state.step < cfg.train.steps:
                     log.warning("train.max_minutes=%s reached at step %d of %d", cfg.train.max_minutes,
@@ -377,6 +379,21 @@ def _train(cfg: Config, model: torch.nn.Module, task: Task, make_source: Callabl
     return loop.metrics
 
 
+def gpu_settings() -> None:
+    """The CUDA settings a training run uses, set here rather than left to whatever state the process is in.
+
+    cuDNN's autotuner on (`cudnn.benchmark`): every step has the same shapes, so the fastest kernels are picked once.
+    TF32: PyTorch's defaults, set explicitly: float32 matmuls in full float32
+    (`torch.backends.cuda.matmul.allow_tf32 = False`), float32 convolutions in TF32 on Ampere and later
+    (`torch.backends.cudnn.allow_tf32 = True`). `RunLog.record_start` writes all three into starts.jsonl. With
+    `train.precision=bf16` (auto on Ampere and later) the large products run in bfloat16 under autocast anyway.
+    The autotuner makes GPU runs non-deterministic: "exact resume" holds bit for bit on the CPU only.
+    """
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = True
+
+
 def _training_forward(model: torch.nn.Module, use_compile: bool, dist_info: DistInfo,
                       device: torch.device) -> torch.nn.Module:
     """What runs the training forward: the model, or its DistributedDataParallel and/or compiled wrapper.
@@ -388,9 +405,11 @@ def _training_forward(model: torch.nn.Module, use_compile: bool, dist_info: Dist
         from torch.nn.parallel import DistributedDataParallel
 
         # Under implicit differentiation the learned slot initialisation gets no gradient; DDP must be told.
-        unused = any(getattr(module, "implicit_diff", False) for module in model.modules())
+        unused = any(getattr(module, "implicit_diff", False) and getattr(module, "slot_init", "gaussian") ==
+                     "gaussian" for module in model.modules())
+        # The models' buffers are constant position grids (nn/position.py): nothing to re-send every step.
         forward = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None,
-                                          find_unused_parameters=unused)
+                                          find_unused_parameters=unused, broadcast_buffers=False)
     if use_compile:
         forward = torch.compile(forward)
     return forward
@@ -433,7 +452,9 @@ class _Loop:
         log.warning("step %d: %s (%s): step skipped (%d so far)", step, outcome.problem, values,
                     self.state.skipped_steps)
 
-    def after_step(self, values: dict[str, float], last: bool) -> None:
+    def after_step(self, values: dict[str, float], last: bool, stopping: bool = False) -> None:
+        """Log, evaluate, draw and checkpoint as the cadence says; when `stopping` (SIGINT/SIGTERM), no evaluation
+        or figure: the checkpoint comes at once, within a scheduler's grace period before SIGKILL."""
         cfg, step = self.cfg.train, self.state.step
         self.window_images += cfg.batch_size
         logged = None
@@ -447,12 +468,12 @@ class _Loop:
         if self.progress is not None:
             self.progress(step, cfg.steps, logged)
         model = self.state.model
-        if step % cfg.eval_every == 0 or last:
+        if (step % cfg.eval_every == 0 or last) and not stopping:
             self.metrics = evaluate(model, self.task, self.eval_batches(), self.device, seed=cfg.seed,
                                     dist_info=self.dist_info)
             self.runlog.write(step, "eval", self.metrics)
             log.info("step %d eval %s", step, self.metrics)
-        if (step % cfg.vis_every == 0 or last) and self.dist_info.is_main:
+        if (step % cfg.vis_every == 0 or last) and self.dist_info.is_main and not stopping:
             visualize(model, self.task, self.eval_batches(), self.device,
                       self.run_dir / "vis" / f"step_{step:08d}.png", seed=cfg.seed)
         if step % cfg.ckpt_every == 0 or last:

@@ -66,11 +66,15 @@ class RunLog:
 
     def record_start(self, step: int, device: torch.device, precision: str, world_size: int) -> None:
         """Append where this (re)start of the run trains: `{"step", "date", "device", "precision", "world_size",
-        "torch"}` to `run_dir/starts.jsonl` (`describe_device` of this process; all ranks run alike)."""
+        "torch"}` to `run_dir/starts.jsonl` (`describe_device` of this process; all ranks run alike), and on a GPU
+        the TF32 and cuDNN-autotuner settings in force (`engine.gpu_settings`)."""
         if not self.enabled:
             return
         record = {"step": step, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "device": describe_device(device),
                   "precision": precision, "world_size": world_size, "torch": torch.__version__}
+        if device.type == "cuda":  # what decides a GPU run's float32 arithmetic and kernel choice
+            record |= {"tf32_matmul": torch.backends.cuda.matmul.allow_tf32,
+                       "tf32_cudnn": torch.backends.cudnn.allow_tf32, "cudnn_benchmark": torch.backends.cudnn.benchmark}
         with (self.path.parent / STARTS).open("a") as f:
             f.write(json.dumps(record) + "\n")
 
