@@ -108,3 +108,46 @@ def test_the_models_buffers_are_constant_grids_so_ddp_need_not_broadcast_them(re
     (out.recon if hasattr(out, "recon") else out.preds).sum().backward()
     assert all(torch.equal(before[k], v) for k, v in model.named_buffers())
     assert not any(name.endswith("grid") for name in model.state_dict())  # not persistent: not in checkpoints
+
+
+READ_POINTS = ("item", "tolist", "__float__", "__int__", "__bool__", "cpu", "numpy")
+
+
+@pytest.mark.parametrize("overrides", [[], ["optim.grad_clip_norm=1.0"], ["model.slot_init=learned_queries"]])
+def test_a_training_step_reads_the_device_once(monkeypatch, overrides):
+    """On a GPU every read of a tensor's value on the host (.item(), float(), .tolist(), .cpu(), ...) waits for the
+    device; a step makes one (`engine.host_read`: loss terms, gradient norm, stop flags). Here the same step runs on
+    the CPU with every read point of torch.Tensor counted."""
+    from slotattn.data.batch import to_model_batch
+    from slotattn.data.build import build_train_source
+    from slotattn.tasks import build_task
+    from slotattn.training import engine
+    from slotattn.training.state import TrainState
+
+    cfg = load_config("debug", overrides)
+    model = build_model(cfg).train()
+    state = TrainState.create(model, cfg.optim)
+    task = build_task(cfg.task)
+    batch = to_model_batch(build_train_source(cfg).batch(0))
+    noise = engine.draw_slot_noise(model, cfg.train.batch_size, engine.DistInfo(), torch.device("cpu"), step=0)
+    reads = []
+
+    def is_adam_step_count(tensor):
+        """Adam's per-parameter step counts live on the CPU whatever the device (torch.optim.Adam without
+        capturable/fused): reading them never waits for a GPU."""
+        return any(tensor is s.get("step") for s in state.optimizer.state.values())
+
+    for name in READ_POINTS:
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            if not is_adam_step_count(self):
+                reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    outcome = engine.train_step(state, model, task, batch, noise, grad_clip_norm=cfg.optim.grad_clip_norm,
+                                flags=(False, False))
+    monkeypatch.undo()
+    assert reads == ["tolist"], reads  # host_read's, and nothing else
+    assert outcome.problem is None and state.step == 1 and set(outcome.values) == {"loss", "mse", "grad_norm"}

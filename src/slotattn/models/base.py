@@ -86,7 +86,7 @@ class SlotModel(nn.Module):
     def check_image(self, image: Tensor) -> None:
         """Raise ValueError/TypeError naming expected vs received rank, channels, size, dtype and device."""
         check_image(type(self).__name__, image, 3, self.resolution, next(self.parameters(), None),
-                    check_range=not (self.training and image.is_cuda))
+                    check_range=not self.training)  # training steps never wait for the device (engine)
 
     def encode(self, image: Float[Tensor, "B 3 H W"]) -> Float[Tensor, "B N Din"]:
         """CNN features + position embedding, flattened to a set and passed through LayerNorm + MLP."""

@@ -33,8 +33,9 @@ def check_image(
         resolution: (H, W) the model was built for.
         param: one of the model's parameters (``next(model.parameters(), None)``): its dtype and device are what
             the image must match; None skips those two checks.
-        check_range: check the values (one min/max reduction; on a GPU it waits for the image, so training there
-            skips it: the engine's batches are [-1, 1] by construction, `slotattn.data.batch`).
+        check_range: check the values (one min/max reduction, read on the host: on a GPU it waits for the image).
+            Models skip it in training mode, whose steps must not wait: the engine's batches are [-1, 1] by
+            construction (`slotattn.data.batch`).
 
     Raises:
         TypeError: ``image`` is not a tensor, is not floating point, or its dtype differs from ``param``'s

@@ -130,6 +130,8 @@ def _tap_matrix(size: int, stride: int, kernel: int, start: int, like: Tensor) -
     A transposed convolution adds input pixel y times tap i to full-output pixel y * stride + i; output pixel Y of
     the cropped output is full pixel Y + start.
     """
-    out = torch.arange(size * stride).unsqueeze(1) + start - torch.arange(kernel).unsqueeze(0)  # (Y, i): y * stride
+    # Built on the weight's device: a CPU-built matrix would be copied to a GPU in every forward pass.
+    rows = torch.arange(size * stride, device=like.device).unsqueeze(1)
+    out = rows + start - torch.arange(kernel, device=like.device).unsqueeze(0)  # (Y, i): y * stride
     hit = (out % stride == 0) & (out >= 0) & (out < size * stride)
-    return hit.to(device=like.device, dtype=like.dtype)
+    return hit.to(dtype=like.dtype)

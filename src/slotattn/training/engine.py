@@ -174,6 +174,11 @@ def draw_slot_noise(model: torch.nn.Module, global_batch: int, dist_info: DistIn
     return noise[dist_info.rank * local : (dist_info.rank + 1) * local]
 
 
+def host_read(values: torch.Tensor) -> list[float]:
+    """`values` on the host: the one point where a training step waits for the device (tests count its calls)."""
+    return values.tolist()
+
+
 @dataclass
 class StepOutcome:
     """What one `train_step` did.
@@ -210,19 +215,23 @@ def train_step(
     with autocast_for(precision, batch["image"].device.type):  # bf16 mixed precision if asked; the models keep softmax/LayerNorm/losses in float32
         out = model(batch["image"]) if noise is None else model(batch["image"], noise=noise)
         terms = task.loss(out, batch)
-    # Loss terms averaged over ranks, plus the caller's flags, in one collective so all ranks decide alike.
+    state.optimizer.zero_grad(set_to_none=True)
+    terms["loss"].backward()  # also for a non-finite loss: the decision needs the host, and comes once, below
+    # The total gradient norm (after DDP's all-reduce: the same on every rank), clipped if asked; a tensor.
+    max_norm = grad_clip_norm if grad_clip_norm is not None else math.inf
+    grad_norm = torch.nn.utils.clip_grad_norm_(state.model.parameters(), max_norm)
+    # Loss terms averaged over ranks, the gradient norm and the caller's flags, in one collective so all ranks
+    # decide alike, and read to the host once: the step's only device-to-host synchronisation.
     names = sorted(terms)
-    shared = all_reduce_sum(torch.tensor([float(terms[k].detach()) for k in names] + [float(f) for f in flags],
-                                         dtype=torch.float64, device=batch["image"].device), dist_info)
-    values = {k: float(shared[i]) / dist_info.world_size for i, k in enumerate(names)}
-    reduced_flags = [bool(v > 0) for v in shared[len(names):]]
+    device = batch["image"].device
+    shared = torch.cat([torch.stack([t.detach().double() for t in [*(terms[k] for k in names), grad_norm]]),
+                        torch.tensor([float(f) for f in flags], dtype=torch.float64, device=device)])
+    shared = host_read(all_reduce_sum(shared, dist_info))
+    values = {k: shared[i] / dist_info.world_size for i, k in enumerate(names)}
+    reduced_flags = [v > 0 for v in shared[len(names) + 1:]]
     problem = None if all(math.isfinite(v) for v in values.values()) else "non-finite loss"
-    if problem is None:
-        state.optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        # The total gradient norm (after DDP's all-reduce: the same on every rank), clipped if asked.
-        max_norm = grad_clip_norm if grad_clip_norm is not None else math.inf
-        values["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(state.model.parameters(), max_norm))
+    if problem is None:  # a non-finite loss makes the gradient meaningless: not logged
+        values["grad_norm"] = shared[len(names)] / dist_info.world_size
         if not math.isfinite(values["grad_norm"]):
             problem = "non-finite gradient"
     if problem is None:
