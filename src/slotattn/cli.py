@@ -193,9 +193,20 @@ def cmd_generate(args: argparse.Namespace) -> int:
             print(f"wrote {count} examples to {args.out} (TFRecord, the original multi_object_datasets format)")
             return 0
         store = run.generate(args.dataset, args.num, args.out, seed=args.seed, variant=variant, chunk=args.chunk,
-                             overwrite=args.overwrite, progress=bar)
+                             overwrite=args.overwrite, progress=bar, resolution=_resolution(args.resolution))
     print(f"wrote {len(store)} examples to {store.path}")
     return 0
+
+
+def _resolution(text: str | None) -> tuple[int, int] | None:
+    """'64x64' -> (64, 64)."""
+    if text is None:
+        return None
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--resolution must be HxW, e.g. 64x64, got {text!r}") from None
+    return height, width
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -429,6 +440,9 @@ def _add_generate_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--height", type=int, default=240, help="clevr: image height (CLEVR v1.0: 320)")
     p.add_argument("--workers", type=int, default=1, help="clevr: rendering processes (output does not depend on it)")
     p.add_argument("--split", default="train", help="clevr: split name in file names")
+    p.add_argument("--resolution", metavar="HxW",
+                   help="store format: images at HxW instead of the dataset's own (e.g. 64x64 for the CPU-scale "
+                        "CLEVR recipes; a whole-factor downsampling for the others)")
     p.add_argument("--chunk", type=int, default=4096, help="scenes generated and written at a time")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing dataset (a store directory, or the CLEVR split of the same name)")

@@ -204,9 +204,12 @@ def export(checkpoint: str | Path, out: str | Path, overwrite: bool = False) -> 
 
 
 def generate(dataset: str, num: int, out: str | Path, *, seed: int = 0, variant: str | None = None,
-             chunk: int = 4096, overwrite: bool = False, progress: Any = None) -> Store:
-    """Generate `num` scenes of `dataset` into a store directory (`progress`: an object with `update(n)`)."""
-    chunks = generate_to_arrays(dataset, num, seed, chunk, variant)
+             chunk: int = 4096, overwrite: bool = False, progress: Any = None,
+             resolution: tuple[int, int] | None = None) -> Store:
+    """Generate `num` scenes of `dataset` into a store directory (`progress`: an object with `update(n)`), at the
+    dataset's own resolution or `resolution` (H, W)."""
+    chunks = generate_to_arrays(dataset, num, seed, chunk, variant, resolution)
+    args = {"chunk": chunk, **({"resolution": list(resolution)} if resolution is not None else {})}
     meta = {"dataset": dataset, "variant": variant,
-            "generator": {"name": f"slotattn.{dataset}", "seed": seed, "args": {"chunk": chunk}}}
+            "generator": {"name": f"slotattn.{dataset}", "seed": seed, "args": args}}
     return write_store(out, chunks, meta, num=num, overwrite=overwrite, progress=progress)

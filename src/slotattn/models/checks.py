@@ -68,7 +68,7 @@ def check_image(
             f"{model_name}: image must be a floating-point tensor in [-1, 1], got dtype {image.dtype} "
             "(uint8 pixels? slotattn.data.batch.to_model_batch converts them)"
         )
-    if check_range and image.numel():
+    if check_range and image.numel() and image.device.type != "meta":  # meta tensors have shapes, no values
         low, high = (float(v) for v in torch.aminmax(image.detach()))
         if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
             hint = " (pixels in [0, 255]? use image / 127.5 - 1)" if high > 2 else ""

@@ -299,6 +299,19 @@ def _report(progress: Callable[[int], object] | Any | None, n: int) -> None:
         progress(n)
 
 
+def _clear_split(root: Path, split: str, overwrite: bool) -> None:
+    """Remove what `write_clevr_dataset` wrote for `split` under `root` (its scenes JSON, images and masks), or
+    raise FileExistsError when there is any and not `overwrite`; other splits and files stay."""
+    written = [root / "scenes" / f"CLEVR_{split}_scenes.json",
+               *(f for sub in ("images", "masks") for f in sorted((root / sub / split).glob(f"CLEVR_{split}_*.png")))]
+    written = [f for f in written if f.exists()]
+    if written and not overwrite:
+        raise FileExistsError(f"{root} already holds the CLEVR split '{split}' ({len(written):,} files); pass "
+                              "--overwrite to replace it, or choose another --out or --split")
+    for f in written:
+        f.unlink()
+
+
 def write_clevr_dataset(
     out_dir: str | Path,
     num: int,
@@ -362,14 +375,7 @@ def write_clevr_dataset(
         raise ValueError(f"write_clevr_dataset: split must be a non-empty name without path separators, got {split!r}")
     _check_args("write_clevr_dataset", min_objects, max_objects, width, height)
     root = Path(out_dir)
-    written = [root / "scenes" / f"CLEVR_{split}_scenes.json",
-               *(f for sub in ("images", "masks") for f in sorted((root / sub / split).glob(f"CLEVR_{split}_*.png")))]
-    written = [f for f in written if f.exists()]
-    if written and not overwrite:
-        raise FileExistsError(f"{root} already holds the CLEVR split '{split}' ({len(written):,} files); pass "
-                              "--overwrite to replace it, or choose another --out or --split")
-    for f in written:
-        f.unlink()
+    _clear_split(root, split, overwrite)
     for sub in ("images", "masks"):
         (root / sub / split).mkdir(parents=True, exist_ok=True)
     (root / "scenes").mkdir(parents=True, exist_ok=True)
