@@ -15,7 +15,7 @@ from torch import nn
 from slotattn.nn.precision import autocast_disabled, full_precision
 from slotattn.nn.init import glorot_uniform_like_keras_
 from slotattn.nn.layers import Dense
-from slotattn.nn.slot_attention import LAYER_NORM_EPS, GaussianSlotInit
+from slotattn.nn.slot_attention import LAYER_NORM_EPS, InitialSlots
 from slotattn.shapes import Float, Tensor
 
 Grouping = Literal["slot_attention", "slot_mlp", "soft_kmeans"]
@@ -101,7 +101,7 @@ class SlotMLPBaseline(nn.Module):
         return slots, attn
 
 
-class SoftKMeans(GaussianSlotInit, nn.Module):
+class SoftKMeans(InitialSlots, nn.Module):
     """Soft k-means over the encoder features: Slot Attention without learned projections, GRU or MLP.
 
     The slots are K cluster centres mu_k in the input space (so slot_size must equal input_size). Each of the

@@ -39,11 +39,13 @@ def query_noise_scale(step: int, anneal_steps: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * max(step, 0) / anneal_steps))
 
 
-class GaussianSlotInit:
-    """The learned Gaussian slot initialisation (Sec. 2.1), shared by every grouping module that iterates.
+class InitialSlots:
+    """Where the first iteration's slots come from, shared by every grouping module that iterates: the learned
+    Gaussian (Sec. 2.1), or learned slot queries (`SlotAttention`'s `slot_init="learned_queries"`).
 
-    A mixin: the class using it registers `slots_mu` and `slots_log_sigma` ([1, 1, D] parameters) itself and sets
-    `num_slots` and `slot_size`; this class only adds the sampling and the checks on the per-call arguments.
+    A mixin: the class using it registers its parameters itself (`slots_mu` and `slots_log_sigma`, [1, 1, D]; or
+    `slots_init`, [1, K, D]) and sets `num_slots` and `slot_size`; this class only adds the sampling and the checks
+    on the per-call arguments.
     """
 
     def sample_slots(
@@ -53,13 +55,25 @@ class GaussianSlotInit:
         generator: torch.Generator | None = None,
         noise: Float[Tensor, "B K D"] | None = None,
     ) -> Float[Tensor, "B K D"]:
-        """Initial slots mu + sigma * noise, noise ~ N(0, 1) drawn fresh per call unless given."""
+        """Initial slots mu + sigma * noise, noise ~ N(0, 1) drawn fresh per call unless given; with learned
+        queries q: q + noise * stopgrad(q), and q itself without noise (no draw: deterministic)."""
+        if getattr(self, "slot_init", "gaussian") == "learned_queries":
+            return self._query_slots(batch_size, num_slots, noise)
         mu = self.slots_mu
         if noise is None:
             noise = torch.randn(
                 (batch_size, num_slots, self.slot_size), generator=generator, device=mu.device, dtype=mu.dtype
             )
         return mu + self.slots_log_sigma.exp() * noise
+
+    def _query_slots(self, batch_size: int, num_slots: int, noise: Tensor | None) -> Tensor:
+        trained = self.slots_init.shape[1]
+        if num_slots > trained:
+            raise ValueError(f"{type(self).__name__}: this model has {trained} learned slot queries "
+                             f"(slot_init='learned_queries'), so it can run with at most {trained} slots, "
+                             f"got num_slots={num_slots}")
+        queries = self.slots_init[:, :num_slots].expand(batch_size, -1, -1)  # (B, K, D)
+        return queries if noise is None else queries + noise * queries.detach()
 
     def initial_slots(
         self,
@@ -89,7 +103,7 @@ class GaussianSlotInit:
         return slots_init
 
 
-class SlotAttention(GaussianSlotInit, nn.Module):
+class SlotAttention(InitialSlots, nn.Module):
     """Slot Attention: K slots compete for N inputs over T rounds of attention.
 
     Args:
@@ -252,25 +266,6 @@ class SlotAttention(GaussianSlotInit, nn.Module):
         if self.slot_init == "gaussian":
             return 1.0
         return query_noise_scale(step, self.query_noise_steps)
-
-    def sample_slots(
-        self,
-        batch_size: int,
-        num_slots: int,
-        generator: torch.Generator | None = None,
-        noise: Float[Tensor, "B K D"] | None = None,
-    ) -> Float[Tensor, "B K D"]:
-        """The Gaussian draw (`GaussianSlotInit`), or with learned queries q: q + noise * stopgrad(q), and q itself
-        when no noise is given (the generator is not used: learned queries are deterministic without noise)."""
-        if self.slot_init == "gaussian":
-            return super().sample_slots(batch_size, num_slots, generator, noise)
-        trained = self.slots_init.shape[1]
-        if num_slots > trained:
-            raise ValueError(f"SlotAttention: this model has {trained} learned slot queries "
-                             f"(slot_init='learned_queries'), so it can run with at most {trained} slots, "
-                             f"got num_slots={num_slots}")
-        queries = self.slots_init[:, :num_slots].expand(batch_size, -1, -1)  # (B, K, D)
-        return queries if noise is None else queries + noise * queries.detach()
 
     def _iterate(
         self,
