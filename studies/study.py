@@ -205,7 +205,7 @@ def plot_curves(summary: dict, path: Path, title: str) -> Path:
     """FG-ARI against training images, one line per candidate (mean over seeds, band: ± sample std)."""
     from slotattn.viz import new_figure, save_figure
 
-    fig = new_figure(8, 5)
+    fig = new_figure(8.0, 5.0)
     ax = fig.add_subplot()
     for name, row in summary["candidates"].items():
         curve = mean_curve(row["curves"])
