@@ -230,50 +230,15 @@ def learning_curves(source: Source, path: Path) -> Path | None:
 
 
 def markdown_to_html(text: str, title: str = "report") -> str:
-    """The Markdown subset this module writes (headings, tables, lists, images, links, code) as one HTML page."""
+    """The report's Markdown as one HTML page, rendered by Python-Markdown (with its tables extension)."""
+    import markdown
 
-    def inline(s: str) -> str:
-        s = html.escape(s, quote=False)
-        s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-        s = re.sub(r"!\[([^\]]*)\]\(([^)]+)\)", r'<img alt="\1" src="\2">', s)
-        s = re.sub(r"\[([^\]]+)\]\(([^)]+)\)", r'<a href="\2">\1</a>', s)
-        return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", s)
-
-    out, lines, i = [], text.splitlines(), 0
-    while i < len(lines):
-        line = lines[i]
-        if m := re.match(r"^(#{1,6}) (.*)", line):
-            out.append(f"<h{len(m[1])}>{inline(m[2])}</h{len(m[1])}>")
-        elif line.startswith("|"):
-            rows = []
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append([c.strip() for c in lines[i].strip().strip("|").split(" | ")])
-                i += 1
-            i -= 1
-            body = "".join("<tr>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>" for row in rows[2:])
-            out.append("<table><tr>" + "".join(f"<th>{inline(c)}</th>" for c in rows[0]) + f"</tr>{body}</table>")
-        elif line.startswith("- "):
-            items = []
-            while i < len(lines) and lines[i].startswith("- "):
-                items.append(f"<li>{inline(lines[i][2:])}</li>")
-                i += 1
-            i -= 1
-            out.append("<ul>" + "".join(items) + "</ul>")
-        elif line.startswith("```"):
-            block = []
-            i += 1
-            while i < len(lines) and not lines[i].startswith("```"):
-                block.append(html.escape(lines[i]))
-                i += 1
-            out.append("<pre>" + "\n".join(block) + "</pre>")
-        elif line.strip():
-            out.append(f"<p>{inline(line)}</p>")
-        i += 1
+    body = markdown.markdown(text, extensions=["tables", "fenced_code"])
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}table{border-collapse:collapse;"
              "margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}img{max-width:100%}"
              "pre{background:#f4f4f4;padding:.5em}")
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
+            f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")
 
 
 def write_report(paths: Sequence[str | Path], out_dir: str | Path) -> Path:
