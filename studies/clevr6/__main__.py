@@ -1,0 +1,4 @@
+from studies import study
+from studies.clevr6.definition import STUDY
+
+study.main(STUDY)
