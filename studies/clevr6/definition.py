@@ -3,9 +3,9 @@ paper's CLEVR6 model at 64x64), two candidates x two seeds x 102,400 images each
 
 The base is configs/clevr6_64.yaml as it stands: the Tetrominoes study's choice (global-norm clipping at 1.0 on a
 batch-16 schedule with a 1,000-step warm-up). The other candidate adds learned slot queries (BO-QSA), noise annealed
-over the first half of the run: on the Multi-dSprites proxy (studies/multi_dsprites) the Gaussian slots of the base
-recipe kept the background in one slot but several slots copied the same object, which is what per-slot queries
-are meant to prevent. Training reads a store of rendered scenes (rendering costs more than a step):
+over the first half of the run: on the Multi-dSprites proxy (studies/multi_dsprites; its base and clip0.1 runs, seed
+0, after 153,600 images) the Gaussian slots kept the background in one slot (0.98 of its pixels) but several slots
+drew the same object, which per-slot queries are meant to prevent. Training reads a store of rendered scenes (rendering costs more than a step):
 
     slotattn generate clevr6 --resolution 64x64 --num 20000 --seed 0 --out data/clevr6_64
     slotattn generate clevr6 --resolution 64x64 --num 320 --seed 1000003 --out data/clevr6_64_eval
