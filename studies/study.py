@@ -14,7 +14,7 @@ import argparse
 import json
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +45,8 @@ class RecipeStudy:
         scales: scale name -> overrides applied to every candidate at that scale (e.g. a 32x32 proxy); the first is
             the default.
         final_iterations: the test-time T of the final scoring (the first is the trained T's row of the table).
+        measures: name -> a function of a finished run's directory giving one number (e.g. the CPU-recipe study's
+            band score); stored per run under "measures", shown per seed in the table.
         base_overrides: the base's own overrides of `base` for every run (candidates come after and may change them).
     """
 
@@ -57,6 +59,7 @@ class RecipeStudy:
     scales: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"full": ()})
     final_iterations: tuple[int, ...] = (3,)
     base_overrides: tuple[str, ...] = ()
+    measures: dict[str, Callable[[Path], float]] = field(default_factory=dict)
 
     def config(self, candidate: str, seed: int, scale: str | None = None, precision: str = "auto") -> Config:
         """The config of one run: base recipe + scale + base_overrides + candidate overrides, sized to the budget."""
@@ -145,6 +148,7 @@ def run_one(study: RecipeStudy, candidate: str, seed: int, out: Path, scale: str
               "precision": sorted({s["precision"] for s in starts}), "machine": sorted({s["device"] for s in starts}),
               "fg_ari": final[f"T{study.final_iterations[0]}"]["fg_ari"], "final": final,
               "mean_fg_ari_over_curve": statistics.fmean(c["fg_ari"] for c in curve), "curve": curve,
+              "measures": {name: measure(run_dir) for name, measure in study.measures.items()},
               "train_minutes": round(read_metrics(run_dir)[-1]["time_s"] / 60, 2),
               "minutes_this_invocation": round((time.time() - start) / 60, 2), "date": time.strftime("%Y-%m-%d")}
     path = study.results(scale) / "runs" / f"{candidate}_s{seed}.json"
@@ -169,6 +173,8 @@ def summarize(study: RecipeStudy, scale: str | None = None) -> dict:
                        "fg_ari": {str(r["seed"]): r["fg_ari"] for r in mine}, **mean_std([r["fg_ari"] for r in mine]),
                        "along_the_way": statistics.fmean(r["mean_fg_ari_over_curve"] for r in mine),
                        "final": final, "curves": {str(r["seed"]): r["curve"] for r in mine},
+                       "measures": {key: {str(r["seed"]): r.get("measures", {}).get(key) for r in mine}
+                                    for key in {k for r in mine for k in r.get("measures", {})}},
                        "machine": sorted({m for r in mine for m in r["machine"]}),
                        "precision": sorted({p for r in mine for p in r["precision"]}), "date": mine[-1]["date"]}
     return {"study": study.name, "scale": scale or next(iter(study.scales)), "base": study.base,
@@ -181,14 +187,17 @@ def markdown_table(summary: dict) -> str:
     first = next(iter(summary["candidates"].values()), None)
     extra = [(t, key) for t in (first["final"] if first else {}) for key in first["final"][t]
              if (t, key) != (next(iter(first["final"])), "fg_ari")]
+    measures = sorted({k for row in summary["candidates"].values() for k in row.get("measures", {})})
     names = {"fg_ari": "FG-ARI", "ari": "ARI", "background_in_one_slot": "bg in one slot"}
     header = (f"| candidate (overrides of {summary['base']}) | FG-ARI per seed | mean ± std (n) | min | along the way |"
-              + "".join(f" {names.get(k, k)} {t} |" for t, k in extra))
-    lines = [header, "|---|---|---|---:|---:|" + "---:|" * len(extra)]
+              + "".join(f" {names.get(k, k)} {t} |" for t, k in extra) + "".join(f" {m} per seed |" for m in measures))
+    lines = [header, "|---|---|---|---:|---:|" + "---:|" * len(extra) + "---|" * len(measures)]
     for name, row in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
         overrides = ", ".join(f"`{o}`" for o in row["overrides"]) or "none"
         seeds = ", ".join(f"{v:.3f}" for v in row["fg_ari"].values())
         cells = "".join(f" {row['final'][t][k]['mean']:.3f} |" for t, k in extra)
+        cells += "".join(" " + ", ".join("–" if v is None else f"{v:.2f}" for v in
+                                         row.get("measures", {}).get(m, {}).values()) + " |" for m in measures)
         lines.append(f"| {name}: {overrides} | {seeds} | {format_mean_std(row).replace(' (n = ', ' (')} | "
                      f"{row['min']:.3f} | {row['along_the_way']:.3f} |{cells}")
     return "\n".join(lines)

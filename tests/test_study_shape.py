@@ -74,7 +74,8 @@ def test_a_study_run_records_resumes_and_summarises(tmp_path, monkeypatch):
     tiny = study.RecipeStudy(
         name="tiny", title="tiny", base="debug", candidates={"base": (), "lr": ("optim.learning_rate=1e-3",)},
         budget_images=16, eval_images=8, base_overrides=("data.num_eval=8", "train.eval_batch_size=8"),
-        final_iterations=(3, 5))
+        final_iterations=(3, 5), measures={"steps_logged": lambda run_dir: float(len(
+            (run_dir / "metrics.jsonl").read_text().splitlines()))})
     for name in tiny.candidates:
         for seed in (0, 1):
             study.run_one(tiny, name, seed, tmp_path / "runs", precision="fp32")
@@ -86,6 +87,8 @@ def test_a_study_run_records_resumes_and_summarises(tmp_path, monkeypatch):
     assert record["fg_ari"] == pytest.approx(record["curve"][-1]["fg_ari"], abs=1e-12)
     assert record["final"]["T3"]["ari"] == pytest.approx(record["curve"][-1]["ari"], abs=1e-12)
     assert 0 <= record["final"]["T5"]["background_in_one_slot"] <= 1
+    assert record["measures"]["steps_logged"] == len((tmp_path / "runs" / "base_s0" / "metrics.jsonl").read_text()
+                                                     .splitlines())
 
     # Running a finished run again trains and evaluates nothing more.
     metrics = (tmp_path / "runs" / "base_s0" / "metrics.jsonl").read_text()
@@ -102,7 +105,9 @@ def test_a_study_run_records_resumes_and_summarises(tmp_path, monkeypatch):
     assert (folder / "curves.png").stat().st_size > 0 and json.loads((folder / "summary.json").read_text()) == summary
     table = (folder / "table.md").read_text().splitlines()
     assert table[0].startswith("| candidate (overrides of debug)") and "FG-ARI T5" in table[0]
-    assert len(table) == 2 + len(tiny.candidates)
+    assert len(table) == 2 + len(tiny.candidates) and table[0].endswith("steps_logged per seed |")
+    assert row["measures"]["steps_logged"] == {s: json.loads(path.with_name(f"base_s{s}.json").read_text())[
+        "measures"]["steps_logged"] for s in ("0", "1")}
 
 
 def test_an_unknown_candidate_or_scale_is_refused():
