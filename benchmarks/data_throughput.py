@@ -13,6 +13,13 @@ ratio > 1 means the pipeline produces images faster than a training step consume
     python benchmarks/data_throughput.py --quick          # ~1 minute on one CPU core
     python benchmarks/data_throughput.py --json out.json  # longer timings, 3 training steps per model
 
+`--pipeline` measures instead the training input pipeline alone, as the engine builds it (`engine._step_loader`:
+source -> DataLoader -> training batch, here without workers, so one core's rate), for Tetrominoes, Multi-dSprites
+and CLEVR6 (rendered on the fly, and read from a store of rendered scenes) at batch 64, against a GPU step
+estimated at 1,000 Tetrominoes images/s (`GPU_STEP_IMAGES_PER_S`); it writes benchmarks/results/data_pipeline.json:
+
+    taskset -c 0 env OMP_NUM_THREADS=1 python benchmarks/data_throughput.py --pipeline --batches 3   # ~3 minutes
+
 Rates are measured on whatever CPUs the process may use (pin with `taskset`); DataLoader workers share them, so
 on one core W=2 only adds inter-process copies. The header line records the allowed cores and the load average.
 """
@@ -20,6 +27,7 @@ on one core W=2 only adds inter-process copies. The header line records the allo
 import argparse
 import datetime
 import json
+import math
 import os
 import statistics
 import sys
@@ -34,14 +42,16 @@ import torch
 from torch.utils.data import DataLoader
 
 from slotattn.config import load_config
-from slotattn.data.batch import to_model_batch
+from slotattn.data.batch import image_to_model, to_model_batch
+from slotattn.data.build import generator_for
 from slotattn.data.generators.multi_dsprites import generate_multi_dsprites
 from slotattn.data.generators.tetrominoes import generate_tetrominoes
 from slotattn.data.store import open_store, write_store
 from slotattn.data.stream import GeneratedSource, StepBatches, StoreSource
 from slotattn.models import build_model
-from slotattn.training.runlog import cpu_model
-from slotattn.tasks import build_task
+from slotattn.tasks import ObjectDiscoveryTask, build_task
+from slotattn.training import engine
+from slotattn.training.runlog import cpu_model, describe_device
 
 GENERATORS: dict[str, Callable[[int, np.random.Generator], dict[str, np.ndarray]]] = {
     "tetrominoes": generate_tetrominoes,
@@ -94,6 +104,92 @@ def train_rate(name: str, batch_size: int, steps: int, device: str) -> tuple[flo
     return batch_size / statistics.median(times), times
 
 
+# What a GPU training step is estimated to consume: 1,000 Tetrominoes images/s (the pipeline's yardstick).
+GPU_STEP_IMAGES_PER_S = 1_000.0
+PIPELINE_JSON = Path(__file__).resolve().parent / "results" / "data_pipeline.json"
+
+
+def pipeline_rate(source: GeneratedSource | StoreSource, keys: tuple[str, ...] | None, batches: int,
+                  min_seconds: float, on_cpu_float: bool = False) -> tuple[float, int, float]:
+    """(batches/s, batches timed, seconds) of the engine's training loader over `source` with `keys` and no
+    workers, after one untimed batch; at least `batches` batches and `min_seconds`. `on_cpu_float` also converts
+    the image to float on the CPU, as every training batch was before the conversion moved to the device."""
+    it = iter(engine._step_loader(source, 0, 0, torch.device("cpu"), keys))
+
+    def one() -> None:
+        batch = next(it)
+        if on_cpu_float:
+            image_to_model(batch["image"])
+
+    one()
+    done, start = 0, time.perf_counter()
+    while done < batches or time.perf_counter() - start < min_seconds:
+        one()
+        done += 1
+    seconds = time.perf_counter() - start
+    return done / seconds, done, seconds
+
+
+def pipeline_main(args: argparse.Namespace) -> int:
+    """`--pipeline`: batches/s of the training input pipeline alone, and its ratio to a GPU step's 1,000 images/s."""
+    b = args.batch_size
+    train_keys = ObjectDiscoveryTask.train_keys
+    started = time.perf_counter()
+    rows: list[dict] = []
+
+    def measure(dataset: str, source_name: str, make_source: Callable[[], GeneratedSource | StoreSource]) -> None:
+        for pipeline, keys, on_cpu in (("training batch: uint8 image only (now)", train_keys, False),
+                                       ("full batch: masks checked + ids, float image on the CPU (before)", None,
+                                        True)):
+            per_s, done, seconds = pipeline_rate(make_source(), keys, args.batches, args.min_seconds, on_cpu)
+            images = per_s * b
+            rows.append({"dataset": dataset, "source": source_name, "pipeline": pipeline, "batch_size": b,
+                         "batches_timed": done, "seconds": round(seconds, 3), "batches_per_s": per_s,
+                         "images_per_s": images, "ratio_to_gpu_step": images / GPU_STEP_IMAGES_PER_S,
+                         "cores_to_keep_up": math.ceil(GPU_STEP_IMAGES_PER_S / images)})
+            print(f"  {dataset:15s} {source_name:9s} {pipeline:66s} {per_s:8.2f} batches/s {images:9.1f} images/s"
+                  f"  ratio {images / GPU_STEP_IMAGES_PER_S:7.3f}", file=sys.stderr)
+
+    with tempfile.TemporaryDirectory(prefix="slotattn-pipeline-") as tmp:
+        for name in ("tetrominoes", "multi_dsprites", "clevr6"):
+            generate = generator_for(name)
+            measure(name, "rendered" if name == "clevr6" else "generated",
+                    lambda g=generate: GeneratedSource(g, b, seed=0))
+        # A store of rendered CLEVR6 scenes, as `slotattn generate clevr6` writes (2 batches: the epoch reshuffles).
+        store = write_store(Path(tmp) / "clevr6", generator_for("clevr6")(2 * b, np.random.default_rng([1, 0])),
+                            {"dataset": "clevr6"})
+        measure("clevr6", "store", lambda: StoreSource(open_store(store.path), b, seed=0))
+
+    total = time.perf_counter() - started
+    affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    result = {
+        "what": "training input pipeline alone (source -> DataLoader without workers -> training batch on the CPU), "
+                f"batch {b}, against a GPU step estimated at {GPU_STEP_IMAGES_PER_S:,.0f} Tetrominoes images/s; "
+                "ratio_to_gpu_step = pipeline images/s / 1,000 (> 1: one core keeps a GPU step fed); "
+                "cores_to_keep_up = ceil(1,000 / images/s), DataLoader workers assumed to scale linearly",
+        "machine": describe_device(torch.device("cpu")),
+        "allowed_cores": affinity,
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "torch": torch.__version__,
+        "date": str(datetime.date.today()),
+        "command": args.command or " ".join(["python", "benchmarks/data_throughput.py", *sys.argv[1:]]),
+        "seconds": round(total, 1),
+        "rows": rows,
+    }
+    out = Path(args.json) if args.json else PIPELINE_JSON
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"pipeline vs a GPU step, batch {b}, {result['date']}, {total:.0f} s, {result['machine']}, cores "
+          f"{affinity}; written to {out}")
+    print("| dataset | source | pipeline | batches/s | images/s | ÷ 1,000 images/s | cores to keep up |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for row in rows:
+        print(f"| {row['dataset']} | {row['source']} | {row['pipeline']} | {row['batches_per_s']:.2f} | "
+              f"{row['images_per_s']:.1f} | {row['ratio_to_gpu_step']:.3f} | {row['cores_to_keep_up']} |")
+    return 0
+
+
 def machine() -> str:
     cpu = cpu_model()
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
@@ -108,8 +204,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64, help="data and training batch (paper: 64)")
     parser.add_argument("--device", default="cpu", help="device of the training step (cpu, cuda)")
     parser.add_argument("--store-size", type=int, help="examples per benchmark store (default 512, 4096 full)")
-    parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--json", help="also write the results here (--pipeline: instead of "
+                                        "benchmarks/results/data_pipeline.json)")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="the training input pipeline alone against a GPU step's 1,000 images/s (see above)")
+    parser.add_argument("--batches", type=int, default=3, help="--pipeline: batches timed per row (at least)")
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="--pipeline: seconds timed per row (at least)")
+    parser.add_argument("--command", help="--pipeline: the command line to record (default: this one)")
     args = parser.parse_args(argv)
+    if args.pipeline:
+        return pipeline_main(args)
     # torch warns when there are more workers than allowed cores; on purpose here (the table says how it went)
     warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
     b = args.batch_size

@@ -159,7 +159,7 @@ def test_demo_says_when_its_time_limit_stopped_it_short_of_the_readmes_steps(tmp
 
 
 @pytest.mark.parametrize("recipe, content, message", [
-    ("recipes/", None, "recipes: a directory, not a YAML recipe file (packaged recipes: clevr6, debug, demo,"),
+    ("recipes/", None, "recipes: a directory, not a YAML recipe file (packaged recipes: clevr6, clevr6_64, debug,"),
     ("no_such_recipe", None, "config 'no_such_recipe': no such file, and not a packaged recipe (available: clevr6,"),
     ("weights.yaml", bytes(range(128, 256)), "weights.yaml: cannot be read as a YAML recipe (UnicodeDecodeError"),
     ("list.yaml", b"- train\n- steps\n", "list.yaml: expected a YAML mapping of config sections (model:, data:, "

@@ -80,7 +80,10 @@ class DataConfig:
     eval_path: str | None = None  # held-out split; None generates one from `eval_seed`
     num_eval: int = 512  # examples in the held-out split when it is generated
     eval_seed: int = 1_000_003  # seed of the generated held-out split, disjoint from training seeds
-    num_workers: int = 0  # DataLoader workers
+    # DataLoader workers that build training batches beside the step: "auto" = none on the CPU (built in series
+    # with the step, whose cores they would take), min(8, cores per process - 1) on CUDA (engine.resolve_num_workers);
+    # or a number. Batches do not depend on it (exact resume holds for any value).
+    num_workers: int | Literal["auto"] = "auto"
     # Generated data only (multi_dsprites, clevr6): most objects per scene instead of the dataset's own, for
     # training and for the held-out split (None: the dataset's; eval_max_objects None: = max_objects).
     max_objects: int | None = None
@@ -181,7 +184,16 @@ def _coerce(key: str, value: Any, ftype: Any) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(key, value, inner[0])
+        if len(inner) == 1:
+            return _coerce(key, value, inner[0])
+        for option in inner:  # e.g. int | Literal["auto"]: the first type that takes the value
+            try:
+                return _coerce(key, value, option)
+            except ConfigError:
+                pass
+        expected = " or ".join(f"one of {list(typing.get_args(a))}" if typing.get_origin(a) is Literal else
+                               getattr(a, "__name__", str(a)) for a in inner)
+        raise ConfigError(f"config key '{key}' expects {expected}, got {type(value).__name__} {value!r}")
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"config key '{key}' expects a list, got {value!r}")
@@ -265,6 +277,8 @@ def validate(cfg: Config) -> Config:
         if not ok:
             section, name = key.split(".")
             raise ConfigError(f"config key '{key}' has an impossible value: {getattr(getattr(cfg, section), name)}")
+    if cfg.data.num_workers != "auto" and cfg.data.num_workers < 0:
+        raise ConfigError(f"config key 'data.num_workers' must be >= 0 or 'auto', got {cfg.data.num_workers}")
     if cfg.optim.warmup_steps < 0:
         raise ConfigError(f"config key 'optim.warmup_steps' must be >= 0, got {cfg.optim.warmup_steps}")
     if cfg.model.query_noise_steps < 0:

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from slotattn.config import Config, ConfigError, apply_overrides, from_dict, load_config, parse_override, to_dict
-from slotattn.data.build import build_eval_batches, build_train_source, generate_to_arrays, held_out_size
+from slotattn.data.build import (build_eval_batches, build_train_source, check_train_data_rate, generate_to_arrays,
+                                 held_out_size)
 from slotattn.data.store import Store, write_store
 from slotattn.models import build_model
 from slotattn.pretrained import load_model, load_weights_into, resolve_checkpoint
@@ -47,6 +48,7 @@ def train(cfg: Config, run_dir: str | Path, *, resume: bool = False, overwrite: 
     Returns:
         The last evaluation's metrics.
     """
+    check_train_data_rate(cfg, engine.resolve_device(cfg.train.device))  # no CLEVR rendered while a GPU trains
     torch.manual_seed(cfg.train.seed)  # the only global seeding: slot noise and parameter init (same on all ranks)
     try:
         model = build_model(cfg)

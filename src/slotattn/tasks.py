@@ -29,7 +29,12 @@ class Evaluator(Protocol):
 
 @runtime_checkable
 class Task(Protocol):
-    """What the engine calls. Batches are dicts of tensors (see `slotattn.data.batch`)."""
+    """What the engine calls. Batches are dicts of tensors (see `slotattn.data.batch`).
+
+    Optional attribute `train_keys` (tuple of str): the batch keys `loss` reads; training batches carry only those
+    (`to_train_batch`), evaluation batches everything. A task without it gets every key the data has. Not declared
+    as a protocol member, so that tasks written without it still are Tasks.
+    """
 
     def loss(self, out: Any, batch: Batch) -> dict[str, torch.Tensor]:
         """Named loss terms; "loss" is the one to minimise."""
@@ -70,6 +75,8 @@ class MeanEvaluator:
 
 class ObjectDiscoveryTask:
     """Unsupervised object discovery (Sec. 2.2, 4.1): reconstruct the image; score segmentation by ARI."""
+
+    train_keys = ("image",)  # the loss is the reconstruction error: no masks in training batches
 
     def loss(self, out: AutoEncoderOutput, batch: Batch) -> dict[str, torch.Tensor]:
         # Mean over all B*C*H*W elements of the [-1, 1] images, as the official `utils.l2_loss`.
@@ -112,6 +119,8 @@ class APEvaluator:
 
 class SetPredictionTask:
     """Supervised set prediction (Sec. 2.3, 4.2): Hungarian-matched Huber loss; AP at distance thresholds."""
+
+    train_keys = ("image", "target", "num_objects")
 
     def loss(self, out: SetPredictionOutput, batch: Batch) -> dict[str, torch.Tensor]:
         huber = hungarian_huber_loss(out.preds, batch["target"])

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from slotattn.config import Config
+from slotattn.config import Config, ConfigError
 from slotattn.data.clevr import RESOLUTION as CLEVR_RESOLUTION
 from slotattn.data.clevr import TASKS as CLEVR_TASKS
 from slotattn.data.clevr import preprocess_clevr_image, scene_targets
@@ -149,6 +149,53 @@ def open_checked_store(path: str, cfg: Config) -> Store:
     if image_shape != expected:
         raise DataError(f"{path}: images are {image_shape}, the model expects {expected} (model.resolution)")
     return store
+
+
+# Datasets whose generator renders 3-D scenes: ~10 (clevr6) and ~5 (clevr set prediction, 480x320 frames) scenes/s
+# per CPU core, against ~1,000 images/s a GPU training step consumes (benchmarks/results/data_pipeline.json).
+RENDERED = ("clevr6", "clevr")
+# Scenes in the paper's training sets: the first 70,000 of clevr_with_masks (CLEVR6, `clevr6.TRAIN_SIZE`) and CLEVR
+# v1.0's 70,000 training images (set prediction).
+RENDERED_TRAIN_SIZE = 70_000
+
+
+def store_command(cfg: Config, num: int = RENDERED_TRAIN_SIZE, out: str | None = None) -> str:
+    """The one `slotattn generate` command that writes a store `data.path` accepts for `cfg` (dataset and
+    `model.resolution`): `num` scenes drawn from the dataset's own distribution, into `out` (default data/NAME).
+
+    For `clevr` it needs `--format store`: without it `generate clevr` writes CLEVR v1.0 files (PNG frames + scenes
+    JSON), which only `slotattn convert clevr` reads, not `data.path`.
+    """
+    name = cfg.data.name
+    resolution = tuple(cfg.model.resolution)
+    args = ["slotattn", "generate", name, *(["--format", "store"] if name == "clevr" else []), "--num", str(num)]
+    if resolution != NATIVE_RESOLUTION[name]:
+        args += ["--resolution", f"{resolution[0]}x{resolution[1]}"]
+    return " ".join([*args, "--out", out or f"data/{name}"])
+
+
+def check_train_data_rate(cfg: Config, device: torch.device) -> None:
+    """Refuse to feed a GPU from scenes rendered during training: CLEVR (`data.name` clevr6 or clevr) without
+    `data.path` on a CUDA device. Rendering gives ~5-10 images/s per core; a GPU step takes ~1,000, so the GPU would
+    wait on the renderer almost all the time. The error names the command that renders a store once.
+
+    Raises:
+        ConfigError: the case above; the CPU, a store (`data.path`) and the other generators (thousands of images/s
+            per core) pass.
+    """
+    if device.type != "cuda" or cfg.data.path is not None or cfg.data.name not in RENDERED:
+        return
+    rate = "~10" if cfg.data.name == "clevr6" else "~5"
+    note = ""
+    if cfg.data.max_objects is not None and cfg.data.max_objects != default_max_objects(cfg.data.name):
+        note = (f"; note: that store holds the dataset's own scenes, up to {default_max_objects(cfg.data.name)} "
+                f"objects, as `slotattn generate` has no option for data.max_objects={cfg.data.max_objects}")
+    raise ConfigError(
+        f"data.name={cfg.data.name} without data.path on {device}: training would render CLEVR scenes while it "
+        f"trains, {rate} images/s per CPU core against the ~1,000 images/s a GPU step takes, and the GPU would wait "
+        f"on the renderer; render a store once with `{store_command(cfg)}` and train from it with --set "
+        f"data.path=data/{cfg.data.name} (the held-out split may stay generated: it is made once per run){note}"
+    )
 
 
 def build_train_source(cfg: Config, rank: int = 0, world_size: int = 1) -> GeneratedSource | StoreSource:

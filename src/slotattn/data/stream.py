@@ -2,11 +2,13 @@
 
 Two sources: freshly generated samples (`GeneratedSource`, nothing on disk) and a store written by
 `slotattn generate`/`convert` (`StoreSource`, reshuffled every epoch). `StepBatches` turns a source into an
-endless iterable of model batches that a `DataLoader(batch_size=None)` can spread over workers: worker w of W
-makes steps start + w, start + w + W, ..., and the loader returns them in step order.
+endless iterable of training batches (`to_train_batch`: what the loss reads, the image still uint8) that a
+`DataLoader(batch_size=None)` can spread over workers: worker w of W makes steps start + w, start + w + W, ..., and
+the loader returns them in step order. `eval_batches` gives the held-out split as evaluation batches
+(`to_model_batch`: everything, float images).
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import count
 from typing import Protocol, runtime_checkable
 
@@ -14,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from slotattn.data.batch import to_model_batch
+from slotattn.data.batch import to_model_batch, to_train_batch
 from slotattn.data.errors import DataError
 from slotattn.data.store import Store
 
@@ -97,18 +99,29 @@ class StoreSource:
 
 
 class StepBatches(IterableDataset):
-    """Endless model batches for steps start_step, start_step + 1, ... (`to_model_batch` applied in the worker)."""
+    """Endless training batches for steps start_step, start_step + 1, ... (`to_train_batch` applied in the worker).
 
-    def __init__(self, source: BatchSource, start_step: int = 0):
+    Under a `DataLoader(num_workers=W)` worker w makes steps start_step + w, start_step + w + W, ... and the loader
+    takes one batch from each worker in turn, so the batches come in step order and batch s is the source's batch
+    s whatever W is (exact resume holds with workers; tests/test_pipeline.py).
+
+    Args:
+        source: the step-indexed batches.
+        start_step: the first step (a resumed run's).
+        keys: the batch keys the task's loss reads (`Task.train_keys`; None: every key the source gives). The
+            image stays uint8 [B, H, W, C]: the engine converts it on the training device (`image_to_model`).
+    """
+
+    def __init__(self, source: BatchSource, start_step: int = 0, keys: Sequence[str] | None = None):
         super().__init__()
-        self.source, self.start_step = source, start_step
+        self.source, self.start_step, self.keys = source, start_step, None if keys is None else tuple(keys)
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         info = get_worker_info()
         worker, num_workers = (info.id, info.num_workers) if info is not None else (0, 1)
         for step in count(self.start_step + worker, num_workers):
             try:
-                batch = to_model_batch(self.source.batch(step))
+                batch = to_train_batch(self.source.batch(step), self.keys)
             except DataError as err:  # say which store examples (or generated batch) the bad row came from
                 raise DataError(f"{self.source.where(step)}: {err}") from err
             yield batch

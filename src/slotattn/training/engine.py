@@ -13,9 +13,10 @@ It knows a task only through `Task.loss/evaluator/visualize`, a model only as an
 import contextlib
 import logging
 import math
+import os
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from slotattn.config import Config, ConfigError, dump_config, to_dict
-from slotattn.data.batch import Batch
+from slotattn.data.batch import IMAGE, Batch, image_to_model
 from slotattn.data.stream import BatchSource, StepBatches
 from slotattn.tasks import Task
 from slotattn.training.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -88,13 +89,41 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
+# The most DataLoader workers "auto" starts per training process on CUDA: enough to keep a GPU step fed from a store
+# (benchmarks/results/data_pipeline.json) without taking every core of a shared machine.
+MAX_AUTO_WORKERS = 8
+
+
+def resolve_num_workers(setting: int | str, device: torch.device) -> int:
+    """The DataLoader workers `data.num_workers` stands for on `device`; the one place that decides it.
+
+    "auto": none on the CPU, where a worker would take cores from the training step itself (batches are built in
+    series with it, as before "auto" existed); on CUDA min(8, cores per process - 1), so batches are built in
+    parallel with the GPU step while one core per process drives the GPU. "Cores" are the ones this process may
+    use (`os.sched_getaffinity`: taskset, cgroups), shared by the `LOCAL_WORLD_SIZE` processes torchrun starts on
+    the machine. A number is used as given.
+    """
+    if setting != "auto":
+        return int(setting)
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    per_process = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(MAX_AUTO_WORKERS, per_process - 1))
+
+
 def autocast_for(precision: str, device_type: str):
     """The context a training forward runs in: bfloat16 autocast for "bf16", nothing for "fp32"."""
     return torch.autocast(device_type, dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
-    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+    """`batch` on `device`; a uint8 image (a training batch, `to_train_batch`) crosses as uint8 and becomes the
+    model's float32 [B, 3, H, W] in [-1, 1] there (`image_to_model`), a quarter of the bytes of a float copy."""
+    moved = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+    if IMAGE in moved and moved[IMAGE].dtype == torch.uint8:
+        moved[IMAGE] = image_to_model(moved[IMAGE])
+    return moved
 
 
 def eval_settings(num_slots: int | None = None, num_iterations: int | None = None) -> dict[str, int]:
@@ -285,14 +314,16 @@ def train(
 
     Under `torchrun` (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel, each rank reads its
     shard of every global batch of `cfg.train.batch_size`, only rank 0 writes, and evaluation is reduced over
-    ranks; slot noise as `draw_slot_noise`.
+    ranks; slot noise as `draw_slot_noise`. Training batches hold what `task.train_keys` names, are built by
+    `resolve_num_workers(cfg.data.num_workers)` DataLoader workers and become float on the device (`to_device`).
 
     Args:
         cfg: the resolved config (written to `run_dir/config.yaml` and into every checkpoint).
         model: built by `build_model(cfg)`; moved to the configured device.
         task: loss, metrics and figures of the task.
         make_source: (rank, world_size) -> step-indexed training batches of this rank.
-        make_eval_batches: (rank, world_size) -> a factory of fresh iterables over this rank's held-out shard.
+        make_eval_batches: (rank, world_size) -> a factory of fresh iterables over this rank's held-out shard;
+            the run draws the shard from it once and replays it for every evaluation and figure (`ReplayBatches`).
         run_dir: where logs, figures and checkpoints go.
         resume: continue from the newest valid checkpoint in `run_dir` (start afresh if there is none).
         overwrite: a new run (not `resume`) may replace the run whose files `run_dir` holds
@@ -329,7 +360,9 @@ def _train(cfg: Config, model: torch.nn.Module, task: Task, make_source: Callabl
            dist_info: DistInfo, device: torch.device, resume: bool, progress: Progress | None) -> dict[str, float]:
     """`train` once rank 0 holds the run directory."""
     source = make_source(dist_info.rank, dist_info.world_size)
-    eval_batches = make_eval_batches(dist_info.rank, dist_info.world_size)
+    # The held-out split is made once per run (~30 s for 512 generated CLEVR6 scenes) and replayed by every
+    # evaluation and figure.
+    eval_batches = ReplayBatches(make_eval_batches(dist_info.rank, dist_info.world_size))
     model.to(device)
     state = TrainState.create(model, cfg.optim)
     resumed_from = latest_checkpoint(run_dir) if resume else None
@@ -352,7 +385,10 @@ def _train(cfg: Config, model: torch.nn.Module, task: Task, make_source: Callabl
     if dist_info.is_main:
         log.info("training precision: %s (train.precision=%s)", precision, cfg.train.precision)
     runlog.record_start(state.step, device, precision, dist_info.world_size)
-    loader = _step_loader(source, state.step, cfg.data.num_workers, device)
+    num_workers = resolve_num_workers(cfg.data.num_workers, device)
+    if dist_info.is_main:
+        log.info("data loader workers: %d (data.num_workers=%s)", num_workers, cfg.data.num_workers)
+    loader = _step_loader(source, state.step, num_workers, device, getattr(task, "train_keys", None))
     loop = _Loop(cfg, state, task, eval_batches, device, dist_info, run_dir, runlog, progress, resumed_from)
     stop = _Stop()
     stop.install()
@@ -385,6 +421,9 @@ def _train(cfg: Config, model: torch.nn.Module, task: Task, make_source: Callabl
     finally:
         stop.restore()
         runlog.close()
+        # The last reference to the loader's iterator: its workers stop now, also while an exception unwinds (its
+        # traceback keeps this frame, and with it the iterator, alive).
+        del batches
     return loop.metrics
 
 
@@ -424,16 +463,65 @@ def _training_forward(model: torch.nn.Module, use_compile: bool, dist_info: Dist
     return forward
 
 
-def _step_loader(source: BatchSource, start_step: int, num_workers: int, device: torch.device) -> DataLoader:
-    """The batches of steps `start_step`, `start_step + 1`, ... of `source`, read by `num_workers` workers."""
+def _step_loader(source: BatchSource, start_step: int, num_workers: int, device: torch.device,
+                 keys: Sequence[str] | None = None) -> DataLoader:
+    """The training batches of steps `start_step`, `start_step + 1`, ... of `source`, built by `num_workers`
+    workers (0: on this thread, in series with the steps) in step order, holding only `keys` (`Task.train_keys`;
+    None: all) with the image still uint8 (`to_device` converts it on the device); pinned for CUDA."""
     return DataLoader(
-        StepBatches(source, start_step=start_step),
+        StepBatches(source, start_step=start_step, keys=keys),
         batch_size=None,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
         generator=torch.Generator(),  # keeps the loader from drawing on the global RNG (exact resume)
         persistent_workers=False,
+        worker_init_fn=_ignore_stop_signals,
     )
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """In a DataLoader worker: ignore SIGINT and SIGTERM. A terminal or a scheduler (Slurm, torchrun) signals the
+    whole process group; a worker killed by it makes the main process raise at once, before the checkpoint its own
+    handler (`_Stop`) writes. The main process stops its workers itself when training ends (`_train`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+class ReplayBatches:
+    """A factory of fresh iterators over a split (`make()`'s batches), each batch made once and kept.
+
+    The first pass draws batches from `make()` as it goes, and keeps them (CPU tensors, e.g. ~170 MB for 512 CLEVR6
+    scenes with their float images and int64 ids); later passes replay them, and a pass that reaches past what was
+    kept (a figure reads only the first batch) continues the same `make()` iterator. Evaluations see exactly the
+    batches they would have got from fresh `make()` calls, which must give the same batches every time.
+    """
+
+    def __init__(self, make: Callable[[], Iterable[Batch]]):
+        self.make = make
+        self.kept: list[Batch] = []
+        self._source: Iterator[Batch] | None = None
+        self._complete = False
+
+    def __call__(self) -> Iterator[Batch]:
+        return self._replay()
+
+    def _replay(self) -> Iterator[Batch]:
+        position = 0
+        while True:
+            if position < len(self.kept):
+                yield self.kept[position]
+                position += 1
+                continue
+            if self._complete:
+                return
+            if self._source is None:
+                self._source = iter(self.make())
+            try:
+                batch = next(self._source)
+            except StopIteration:
+                self._complete, self._source = True, None
+                return
+            self.kept.append(batch)
 
 
 class _Loop:
