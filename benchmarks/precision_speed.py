@@ -23,8 +23,12 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import recipe_study
 from slotattn import load_config
+from slotattn.data.batch import to_model_batch
+from slotattn.data.build import build_train_source
+from slotattn.models import build_model
+from slotattn.tasks import build_task
+from slotattn.training.engine import autocast_for
 from slotattn.training.runlog import cpu_model
 
 RECIPES = ("demo", "tetrominoes_cpu")
@@ -37,13 +41,34 @@ def isa() -> dict:
             "onednn_bf16_native": bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())}
 
 
+def seconds_per_image(cfg, steps: int = 20, precision: str = "fp32") -> float:
+    """Median time of a training step (forward, loss, backward, Adam) over `steps`, per image, in float32 or under
+    bfloat16 autocast as the engine trains (`precision` "fp32" or "bf16"). Also the demo study's cost of an image
+    (`python -m studies.demo cost`)."""
+    torch.manual_seed(0)
+    model, task = build_model(cfg), build_task(cfg.task)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    source = build_train_source(cfg)
+    times = []
+    for step in range(steps + 3):
+        batch = to_model_batch(source.batch(step))
+        start = time.perf_counter()
+        with autocast_for(precision, "cpu"):
+            loss = task.loss(model(batch["image"]), batch)["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[3:]) / cfg.train.batch_size
+
+
 def measure(recipe: str, threads: int, steps: int, rounds: int) -> dict:
     torch.set_num_threads(threads)
     cfg = load_config(recipe)
     times = {"fp32": [], "bf16": []}
     for _ in range(rounds):
         for precision in times:
-            times[precision].append(recipe_study.seconds_per_image(cfg, steps, precision))
+            times[precision].append(seconds_per_image(cfg, steps, precision))
     fp32, bf16 = statistics.median(times["fp32"]), statistics.median(times["bf16"])
     return {"recipe": recipe, "batch_size": cfg.train.batch_size, "threads": threads,
             "fp32_images_per_s": 1 / fp32, "bf16_images_per_s": 1 / bf16, "bf16_speedup": fp32 / bf16,

@@ -1,10 +1,11 @@
 """The one shape of a recipe study: candidates as config overrides of a base recipe, each trained for the same
-number of images on one core (resumable), evaluated along the way and scored at the end; a per-run JSON; a summary
-over seeds (mean, sample std, n, min, the mean along the way); its table and figure.
+number of images on one core (resumable; fewer where a candidate costs more per image), evaluated along the way and
+scored at the end; a per-run JSON; a summary over seeds (mean, sample std, n, min, the mean along the way); its
+table and figure.
 
-A study is a `RecipeStudy` (its definition, in `studies/<name>/study.py`) plus this module. Its results live in
-`studies/<name>/results/<scale>/`: `runs/<candidate>_s<seed>.json` per run, `summary.json`, `curves.png`. Run
-directories (checkpoints, logs) go where `--out` says and are not committed.
+A study is a `RecipeStudy` (its definition, in `studies/<name>/definition.py`) plus this module. Its results live
+in `studies/<name>/results/<scale>/`: `runs/<candidate>_s<seed>.json` per run, `summary.json`, `table.md`,
+`curves.png`. Run directories (checkpoints, logs) go where `--out` says and are not committed.
 
     python -m studies.multi_dsprites run --candidate base --seed 0 --out runs/mds_study      # one run, one core
     python -m studies.multi_dsprites summary                                                  # JSON, table, figure
@@ -40,14 +41,19 @@ class RecipeStudy:
         title: one line for the figure and the page.
         base: the recipe every candidate overrides (a name in configs/).
         candidates: name -> overrides of `base`; each changes one thing, the base is `[]`.
-        budget_images: training images per run, the same for every candidate (steps = budget / batch size).
-        eval_images: the in-run evaluation cadence, in images.
+        budget_images: training images per run, the same for every candidate of the same cost (steps = budget /
+            cost / batch size, rounded).
+        eval_images: the in-run evaluation cadence, in images; None: `evaluations` per run instead.
         scales: scale name -> overrides applied to every candidate at that scale (e.g. a 32x32 proxy); the first is
             the default.
         final_iterations: the test-time T of the final scoring (the first is the trained T's row of the table).
         measures: name -> a function of a finished run's directory giving one number (e.g. the CPU-recipe study's
             band score); stored per run under "measures", shown per seed in the table.
         base_overrides: the base's own overrides of `base` for every run (candidates come after and may change them).
+            Both may fix `train.precision`; the command line's `--precision` applies where neither does.
+        costs: candidate -> its cost of a training image relative to the base's (default 1): a candidate that costs
+            more gets proportionally fewer images, so that every candidate gets the same compute.
+        evaluations: with `eval_images` None, the in-run evaluations per run: every steps // evaluations steps.
     """
 
     name: str
@@ -55,22 +61,27 @@ class RecipeStudy:
     base: str
     candidates: dict[str, tuple[str, ...]]
     budget_images: int
-    eval_images: int
+    eval_images: int | None
     scales: dict[str, tuple[str, ...]] = field(default_factory=lambda: {"full": ()})
     final_iterations: tuple[int, ...] = (3,)
     base_overrides: tuple[str, ...] = ()
     measures: dict[str, Callable[[Path], float]] = field(default_factory=dict)
+    costs: dict[str, float] = field(default_factory=dict)
+    evaluations: int | None = None
 
     def config(self, candidate: str, seed: int, scale: str | None = None, precision: str = "auto") -> Config:
-        """The config of one run: base recipe + scale + base_overrides + candidate overrides, sized to the budget."""
+        """The config of one run: base recipe + scale + `precision` + base_overrides + candidate overrides, sized to
+        the candidate's budget."""
         if candidate not in self.candidates:
             raise ValueError(f"study '{self.name}' has no candidate '{candidate}'; it has {sorted(self.candidates)}")
         scale = scale or next(iter(self.scales))
         if scale not in self.scales:
             raise ValueError(f"study '{self.name}' has no scale '{scale}'; it has {sorted(self.scales)}")
-        cfg = load_config(self.base, [*self.scales[scale], *self.base_overrides, *self.candidates[candidate]])
-        steps, every = self.budget_images // cfg.train.batch_size, self.eval_images // cfg.train.batch_size
-        return apply_overrides(cfg, [f"train.seed={seed}", f"train.precision={precision}", f"train.steps={steps}",
+        cfg = load_config(self.base, [*self.scales[scale], f"train.precision={precision}", *self.base_overrides,
+                                      *self.candidates[candidate]])
+        steps = round(self.budget_images / self.costs.get(candidate, 1.0) / cfg.train.batch_size)
+        every = self.eval_images // cfg.train.batch_size if self.eval_images else steps // self.evaluations
+        return apply_overrides(cfg, [f"train.seed={seed}", f"train.steps={steps}",
                                      f"train.eval_every={every}", f"train.ckpt_every={every}",
                                      f"train.vis_every={steps}", "train.log_every=100", "train.max_minutes=null",
                                      "train.keep_last=1"])
@@ -159,16 +170,16 @@ def run_one(study: RecipeStudy, candidate: str, seed: int, out: Path, scale: str
 
 def summarize(study: RecipeStudy, scale: str | None = None) -> dict:
     """Every run of the scale gathered per candidate (in the study's order), seeds in order: final FG-ARI per seed
-    and its `mean_std`, the same for each final measure at each T, and the mean over seeds of each run's mean
-    FG-ARI along the way."""
+    and its `mean_std`, the same for each final measure at each T that all its runs have, and the mean over seeds
+    of each run's mean FG-ARI along the way."""
     runs = [json.loads(p.read_text()) for p in sorted((study.results(scale) / "runs").glob("*_s*.json"))]
     table = {}
     for name in study.candidates:
         mine = sorted((r for r in runs if r["candidate"] == name), key=lambda r: r["seed"])
         if not mine:
             continue
-        final = {t: {key: mean_std([r["final"][t][key] for r in mine]) for key in mine[0]["final"][t]}
-                 for t in mine[0]["final"]}
+        final = {t: {key: mean_std([r["final"][t][key] for r in mine]) for key in mine[0]["final"][t]
+                     if all(key in r["final"].get(t, {}) for r in mine)} for t in mine[0]["final"]}
         table[name] = {"overrides": mine[0]["overrides"], "images": mine[0]["images"],
                        "fg_ari": {str(r["seed"]): r["fg_ari"] for r in mine}, **mean_std([r["fg_ari"] for r in mine]),
                        "along_the_way": statistics.fmean(r["mean_fg_ari_over_curve"] for r in mine),
@@ -178,33 +189,53 @@ def summarize(study: RecipeStudy, scale: str | None = None) -> dict:
                        "machine": sorted({m for r in mine for m in r["machine"]}),
                        "precision": sorted({p for r in mine for p in r["precision"]}), "date": mine[-1]["date"]}
     return {"study": study.name, "scale": scale or next(iter(study.scales)), "base": study.base,
-            "budget_images": study.budget_images, "eval_images": study.eval_images, "candidates": table}
+            "budget_images": study.budget_images, "eval_images": study.eval_images, "evaluations": study.evaluations,
+            "candidates": table}
 
 
 def markdown_table(summary: dict) -> str:
-    """The study as a Markdown table, best mean first: FG-ARI per seed, mean ± sample std (n), min, along the way,
-    and each final measure's mean at each T."""
-    first = next(iter(summary["candidates"].values()), None)
-    extra = [(t, key) for t in (first["final"] if first else {}) for key in first["final"][t]
-             if (t, key) != (next(iter(first["final"])), "fg_ari")]
-    measures = sorted({k for row in summary["candidates"].values() for k in row.get("measures", {})})
+    """The study as a Markdown table, best mean first: images per run, FG-ARI per seed, mean ± sample std (n), min,
+    along the way, each other final measure's mean at each T ("–" where a candidate lacks it) and each measure per
+    seed."""
+    rows = summary["candidates"]
+    finals = [(t, key) for row in rows.values() for t in row["final"] for key in row["final"][t]]
+    extra = [c for c in dict.fromkeys(finals) if c != (finals[0][0], "fg_ari")] if finals else []
+    measures = sorted({k for row in rows.values() for k in row.get("measures", {})})
     names = {"fg_ari": "FG-ARI", "ari": "ARI", "background_in_one_slot": "bg in one slot"}
-    header = (f"| candidate (overrides of {summary['base']}) | FG-ARI per seed | mean ± std (n) | min | along the way |"
-              + "".join(f" {names.get(k, k)} {t} |" for t, k in extra) + "".join(f" {m} per seed |" for m in measures))
-    lines = [header, "|---|---|---|---:|---:|" + "---:|" * len(extra) + "---|" * len(measures)]
-    for name, row in sorted(summary["candidates"].items(), key=lambda kv: -kv[1]["mean"]):
+    header = (f"| candidate (overrides of {summary['base']}) | images | FG-ARI per seed | mean ± std (n) | min | "
+              "along the way |" + "".join(f" {names.get(k, k)} {t} |" for t, k in extra)
+              + "".join(f" {m} per seed |" for m in measures))
+    lines = [header, "|---|---:|---|---|---:|---:|" + "---:|" * len(extra) + "---|" * len(measures)]
+    for name, row in sorted(rows.items(), key=lambda kv: -kv[1]["mean"]):
         overrides = ", ".join(f"`{o}`" for o in row["overrides"]) or "none"
         seeds = ", ".join(f"{v:.3f}" for v in row["fg_ari"].values())
-        cells = "".join(f" {row['final'][t][k]['mean']:.3f} |" for t, k in extra)
+        cells = "".join(f" {row['final'][t][k]['mean']:.3f} |" if k in row["final"].get(t, {}) else " – |"
+                        for t, k in extra)
         cells += "".join(" " + ", ".join("–" if v is None else f"{v:.2f}" for v in
                                          row.get("measures", {}).get(m, {}).values()) + " |" for m in measures)
-        lines.append(f"| {name}: {overrides} | {seeds} | {format_mean_std(row).replace(' (n = ', ' (')} | "
-                     f"{row['min']:.3f} | {row['along_the_way']:.3f} |{cells}")
+        lines.append(f"| {name}: {overrides} | {row['images']:,} | {seeds} | "
+                     f"{format_mean_std(row).replace(' (n = ', ' (')} | {row['min']:.3f} | "
+                     f"{row['along_the_way']:.3f} |{cells}")
     return "\n".join(lines)
 
 
+def table_markers(study: RecipeStudy, scale: str | None = None) -> tuple[str, str]:
+    """The comments around a study's table on a docs page; `summary --page` rewrites what lies between them."""
+    folder = study.results(scale).relative_to(STUDIES_DIR.parent)
+    return (f"<!-- {study.name} table: begin ({folder}/table.md, python -m studies.{study.name} summary) -->",
+            f"<!-- {study.name} table: end -->")
+
+
+def page_with_table(text: str, study: RecipeStudy, table: str, scale: str | None = None) -> str:
+    """`text` (a docs page) with the text between the study's `table_markers` replaced by `table`."""
+    begin, end = table_markers(study, scale)
+    head, rest = text.split(begin)
+    _, tail = rest.split(end)
+    return f"{head}{begin}\n{table}\n{end}{tail}"
+
+
 def mean_curve(curves: dict[str, list[dict]], key: str = "fg_ari") -> list[dict]:
-    """At every image count all seeds evaluated: the mean over seeds and its sample std (0 for one seed)."""
+    """At every image count all seeds evaluated: `mean_std` over seeds (std None for one seed)."""
     by_seed = [{p["images"]: p[key] for p in curve} for curve in curves.values()]
     images = sorted(set.intersection(*(set(c) for c in by_seed)))
     return [{"images": n, **mean_std([c[n] for c in by_seed])} for n in images]
@@ -241,19 +272,24 @@ def write_summary(study: RecipeStudy, scale: str | None = None) -> dict:
 
 def main(study: RecipeStudy, argv: Sequence[str] | None = None) -> None:
     """The command line of every study: `run --candidate --seed --out [--scale] [--precision]` and
-    `summary [--scale]`."""
+    `summary [--scale] [--page PAGE]`."""
     parser = argparse.ArgumentParser(prog=f"python -m studies.{study.name}", description=study.title)
     sub = parser.add_subparsers(dest="cmd", required=True)
     one = sub.add_parser("run", help="train (or continue) one candidate x seed, then write its JSON")
     one.add_argument("--candidate", required=True, choices=list(study.candidates))
     one.add_argument("--seed", type=int, default=0)
     one.add_argument("--out", type=Path, required=True, help="where the run directories go (not committed)")
-    one.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    one.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                     help="where the study's definition fixes none")
     summary = sub.add_parser("summary", help="summary.json, table.md and curves.png of a scale's runs")
+    summary.add_argument("--page", type=Path, help="also rewrite the table between the study's markers on this page")
     for p in (one, summary):
         p.add_argument("--scale", default=next(iter(study.scales)), choices=list(study.scales))
     args = parser.parse_args(argv)
     if args.cmd == "run":
         print(run_one(study, args.candidate, args.seed, args.out, args.scale, args.precision))
     else:
-        print(markdown_table(write_summary(study, args.scale)))
+        table = markdown_table(write_summary(study, args.scale))
+        if args.page:
+            args.page.write_text(page_with_table(args.page.read_text(), study, table, args.scale))
+        print(table)

@@ -12,6 +12,7 @@ or `k` (thousands: `{:.0k}` gives 609k). Numbers that come from no committed JSO
 notes kept as prose) carry their date and machine on the page and are not listed here.
 """
 
+import importlib
 import json
 import math
 import re
@@ -32,7 +33,8 @@ REPRODUCTION, MODELS, BENCHMARKS = "docs/reproduction.md", "docs/models.md", "be
 
 LOCKSTEP = f"{RESULTS}/parity/lockstep.json"
 STATISTICAL = f"{RESULTS}/parity/statistical.json"
-PRECISION = f"{RESULTS}/precision_curves.json"
+PRECISION = "studies/precision/results/full/summary.json"
+PRECISION_RUNS = "studies/precision/results/full/runs"
 SPEED = f"{RESULTS}/run_quick_1core.json"
 SPEED_CLEVR6 = f"{RESULTS}/run_quick_clevr6_mirrored.json"
 CURVE_PAPER = f"{RESULTS}/learning_curve_paper_bs16.json"
@@ -53,8 +55,9 @@ CLIP1_CKPTS = [f"tetro_clip1_s{seed}_step_00025736" for seed in range(3)]  # see
 CURVE_MDS = f"{RESULTS}/reproduce/multi_dsprites_cpu_ft.json"
 CURVE_MDS_CLIP1 = f"{RESULTS}/reproduce/multi_dsprites_cpu_clip1.json"
 DEMO_RUNS = f"{RESULTS}/demo_runs.json"
-DEMO_STUDY = f"{RESULTS}/demo_recipe.json"
-CPU_STUDY = f"{RESULTS}/cpu_recipe.json"
+DEMO_STUDY = "studies/demo/results/full/summary.json"
+DEMO_BASE_COST_RUN = "studies/demo/results/full/runs/lr1e-3_wu100_s0.json"  # cost 1, the base's batch: the budget
+CPU_STUDY = "studies/tetrominoes_cpu/results/full/summary.json"
 PRECISION_NATIVE = f"{RESULTS}/precision_speed_native.json"
 PRECISION_AVX2 = f"{RESULTS}/precision_speed_avx2.json"
 
@@ -212,14 +215,27 @@ def module_vs_lucidrains(model: str) -> Callable[[Any], float]:
     return lambda d: module_row(d, "lucidrains")["forward_backward_ms"] / module_row(d, model)["forward_backward_ms"]
 
 
-def precision_runs(d: Any, precision: str) -> list[dict]:
-    return [d["runs"][precision][seed] for seed in sorted(d["runs"][precision])]
+def precision_curves(d: Any, precision: str) -> list[list[dict]]:
+    """The precision study's curves of one candidate ("fp32" or "bf16"), seeds in order."""
+    curves = d["candidates"][precision]["curves"]
+    return [curves[seed] for seed in sorted(curves)]
+
+
+def precision_step(d: Any, precision: str, step: int) -> list[float]:
+    """FG-ARI of every seed of a precision study candidate at one evaluation step."""
+    return [next(e["fg_ari"] for e in curve if e["step"] == step) for curve in precision_curves(d, precision)]
+
+
+def precision_minutes(precision: str) -> list[float]:
+    """Training minutes of every run of a precision study candidate (its per-run JSON)."""
+    return [json.loads(path.read_text())["train_minutes"]
+            for path in sorted((ROOT / PRECISION_RUNS).glob(f"{precision}_s*.json"))]
 
 
 def precision_gaps(d: Any, final: bool) -> list[float]:
     gaps = []
-    for fp32, bf16 in zip(precision_runs(d, "fp32"), precision_runs(d, "bf16")):
-        pairs = list(zip(fp32["curve"], bf16["curve"]))
+    for fp32, bf16 in zip(precision_curves(d, "fp32"), precision_curves(d, "bf16")):
+        pairs = list(zip(fp32, bf16))
         assert all(a["step"] == b["step"] for a, b in pairs)
         gaps += [abs(a["fg_ari"] - b["fg_ari"]) for a, b in (pairs[-1:] if final else pairs)]
     return gaps
@@ -342,7 +358,8 @@ PLAIN = ("base", "bs32", "implicit", "warmup250")  # official init, lr 4e-4, no 
 def study_runs(d: dict, banded: bool | None = None, plain: bool | None = None) -> list[dict]:
     """The CPU-recipe study's runs as {candidate, seed, fg_ari, bands}: all, or those in (not in) the band trap,
     of the candidates in (not in) PLAIN."""
-    runs = [{"candidate": name, "seed": seed, "fg_ari": c["fg_ari"][seed], "bands": c["cross_scene_ari"][seed]}
+    runs = [{"candidate": name, "seed": seed, "fg_ari": c["fg_ari"][seed],
+             "bands": c["measures"]["cross_scene_ari"][seed]}
             for name, c in d["candidates"].items() for seed in c["fg_ari"]]
     return [r for r in runs if (banded is None or (r["bands"] > BAND_TRAP) == banded)
             and (plain is None or (r["candidate"] in PLAIN) == plain)]
@@ -364,12 +381,12 @@ def band_trap_fisher_p(d: dict) -> float:
     return fisher_exact([[trapped[0], len(plain) - trapped[0]], [trapped[1], len(other) - trapped[1]]]).pvalue
 
 
-CPU_RUNS = f"{RESULTS}/cpu_recipe_runs"
+CPU_RUNS = "studies/tetrominoes_cpu/results/full/runs"
 CLIPPED = ("clip1", "torch_init_clip1")  # the CPU-recipe study's candidates that clip the gradient norm
 
 
 def cpu_run_files() -> list[dict]:
-    """The CPU-recipe study's per-run JSONs (benchmarks/results/cpu_recipe_runs/*.json)."""
+    """The CPU-recipe study's per-run JSONs (studies/tetrominoes_cpu/results/full/runs/*.json)."""
     return [json.loads(path.read_text()) for path in sorted((ROOT / CPU_RUNS).glob("*.json"))]
 
 
@@ -382,7 +399,8 @@ def clipped_against_plain() -> list[Callable[[Any], Any]]:
         runs = cpu_run_files()
         clipped = [r for r in runs if r["candidate"] in CLIPPED]
         plain = [r for r in runs if r["candidate"] in PLAIN]
-        return [(len([r for r in g if r["cross_scene_ari"] > BAND_TRAP]), len(g)) for g in (clipped, plain)]
+        return [(len([r for r in g if r["measures"]["cross_scene_ari"] > BAND_TRAP]), len(g))
+                for g in (clipped, plain)]
 
     def p(d):
         (a, n), (b, m) = groups()
@@ -422,7 +440,7 @@ def last_two_gaps(d: dict) -> list[int]:
 
 def relative_cost(name: str) -> Callable[[Any], float]:
     """A demo-study candidate's cost per image relative to the base, as its image budget encodes it."""
-    return lambda d: d["budget"]["images"] / d["candidates"][name]["images"]
+    return lambda d: d["budget_images"] / d["candidates"][name]["images"]
 
 
 def largest_jump(d: dict) -> tuple[float, dict, dict]:
@@ -451,7 +469,7 @@ QUOTES: list[Quote] = [
     q(README, "--set train.steps={} --minutes 60", DEMO_RUNS, "avx2_budget.runs.0.steps"),
     q(README, "the default `make demo` ran {:,} steps in 5 minutes, FG-ARI **{:.3f}**", DEMO_RUNS,
       "default.runs.0.steps", "default.runs.0.fg_ari"),
-    # README: each demo difference with the study's number (benchmarks/results/demo_recipe.json).
+    # README: each demo difference with the study's number (studies/demo/results/full/summary.json).
     q(README, "(paper 5×5): {:.3f}, {:.3f}, {:.3f} against {:.3f}, {:.3f}, {:.3f} (seeds 0–2)", DEMO_STUDY,
       *[f"candidates.{name}.fg_ari.{seed}" for name in ("torch_enc3_lr1e-3_wu100", "lr1e-3_wu100_torch")
         for seed in range(3)]),
@@ -476,8 +494,9 @@ QUOTES: list[Quote] = [
       *demo_clip_comparison()),
     q(PERFORMANCE, "lowest seed is already below {:.3f}, so more seeds", DEMO_STUDY,
       "candidates.torch_enc3_lr1e-3_wu100.min"),
-    q(PERFORMANCE, "the old demo recipe completed {} steps of batch {} in that time (2026-12-04). The study gives every "
-      "candidate recipe that many images ({:,},", DEMO_STUDY, "budget.steps", "budget.batch_size", "budget.images"),
+    q(PERFORMANCE, "the old demo recipe completed {} steps of batch {} in that time (2026-12-04). The study "
+      "([`studies/demo`](../studies/demo/definition.py)) gives every candidate recipe that many images ({:,},",
+      DEMO_BASE_COST_RUN, "steps", "batch_size", "images"),
     q(PERFORMANCE, "the paper's decoder {:.1f}×.", DEMO_STUDY, relative_cost("torch_lr1e-3_wu100_paperdec")),
     q(PERFORMANCE, "so five evaluations with the last two {}–{} steps apart, or four where the steps divide by 4",
       DEMO_STUDY, lambda d: min(last_two_gaps(d)), lambda d: max(last_two_gaps(d))),
@@ -504,7 +523,7 @@ QUOTES: list[Quote] = [
     q(PERFORMANCE, "3×3 encoder ({:.1f}× the cost, so fewer images) reached {:.3f} on the weak seed 1", DEMO_STUDY,
       relative_cost("torch_lr1e-3_wu100_enc3_dec32"), "candidates.torch_lr1e-3_wu100_enc3_dec32.fg_ari.1"),
     q(README, "the paper's costs {:.1f}× per image", DEMO_STUDY, relative_cost("torch_lr1e-3_wu100_paperdec")),
-    q(README, "(the old recipe's {} there, 2026-12-04,", DEMO_STUDY, "budget.steps"),
+    q(README, "(the old recipe's {} there, 2026-12-04,", DEMO_BASE_COST_RUN, "steps"),
     q(README, "batch 8 and 16 reached {:.3f} and {:.3f} (seed 0)", DEMO_STUDY,
       "candidates.torch_enc3_bs8_lr1e-3_wu200.fg_ari.0", "candidates.torch_enc3_bs16_lr1e-3_wu200.fg_ari.0"),
     # README: the shipped models.
@@ -587,7 +606,7 @@ QUOTES: list[Quote] = [
       lambda d: speed_row(d, "multi_dsprites", "slotattn-fp32")["train_gflop_per_image"]),
     q(PERFORMANCE, "(module forward {:.2f} → {:.2f} GFLOP at N = {})", SPEED, "module[model=reference].forward_gflop",
       "module[model=slotattn-fp32].forward_gflop", "module[model=reference].num_inputs"),
-    # The CPU-recipe study (benchmarks/cpu_recipe.py; the table itself is rendered, see below).
+    # The CPU-recipe study (studies/tetrominoes_cpu; the table itself is rendered, see below).
     q(README, "learned on all {} seeds (FG-ARI {:.3f}–{:.3f} after {:,} images; without clipping {:.3f} and {:.3f})",
       CPU_STUDY, "candidates.clip1.n", "candidates.clip1.min",
       lambda d: max(d["candidates"]["clip1"]["fg_ari"].values()),
@@ -595,7 +614,7 @@ QUOTES: list[Quote] = [
     q(REPRODUCTION, "It has the highest lowest seed ({:.3f}), the highest mean ({:.3f} ± {:.3f}, n = {}) and the "
       "fastest learning along the way ({:.3f}). Learning rate 1e-3 ({:.3f}, {:.3f}) and PyTorch's initialisation "
       "with clipping ({:.3f}, {:.3f})", CPU_STUDY, "candidates.clip1.min", "candidates.clip1.mean",
-      "candidates.clip1.std", "candidates.clip1.n", "candidates.clip1.curve_mean", "candidates.lr1e-3.fg_ari.0",
+      "candidates.clip1.std", "candidates.clip1.n", "candidates.clip1.along_the_way", "candidates.lr1e-3.fg_ari.0",
       "candidates.lr1e-3.fg_ari.1", "candidates.torch_init_clip1.fg_ari.0", "candidates.torch_init_clip1.fg_ari.1"),
     q(REPRODUCTION, "in {} runs the slots split the image into bands by position (bands {:.2f}–{:.2f};", CPU_STUDY,
       lambda d: len(study_runs(d, banded=True)), lambda d: min(r["bands"] for r in study_runs(d, banded=True)),
@@ -628,7 +647,7 @@ QUOTES: list[Quote] = [
       "candidates.clip1.images"),
     q(REPRODUCTION, "one core per run): {} runs, every candidate on {} seeds and clipping on {}.", CPU_STUDY,
       lambda d: len(study_runs(d)), lambda d: min(c["n"] for c in d["candidates"].values()), "candidates.clip1.n"),
-    q(REPRODUCTION, "went {:.3f} → {:.3f} between its last two.", f"{RESULTS}/cpu_recipe_runs/torch_init_s0.json",
+    q(REPRODUCTION, "went {:.3f} → {:.3f} between its last two.", f"{CPU_RUNS}/torch_init_s0.json",
       "curve.-2.fg_ari", "curve.-1.fg_ari"),
     # bf16 against fp32 with AVX2 kernels (benchmarks/precision_speed.py): each table row, in two halves.
     *[q(PERFORMANCE, f"| {label} | {threads} | {{:.0f}} → {{:.0f}} | {{:.2f}}× | {{:.0f}} → {{:.1f}} | {{:.2f}}× |",
@@ -647,25 +666,28 @@ QUOTES: list[Quote] = [
       SPEED, speed_ratio("tetrominoes", "slotattn-fast", "slotattn-fp32"),
       lambda d: speed_row(d, "tetrominoes", "slotattn-fast")["train_images_per_s"],
       lambda d: speed_row(d, "tetrominoes", "slotattn-fp32")["train_images_per_s"]),
-    # docs/performance.md: bf16 learning curves (the tables are the ones the script wrote into the JSON).
-    *[q(PERFORMANCE, line.replace("{", "{{").replace("}", "}}"), PRECISION)
-      for line in load(PRECISION)["table"].splitlines() if line.startswith("| ") and line[2].isdigit()
-      or line.startswith(("| fp32", "| bf16"))],
+    # docs/performance.md: bf16 learning curves, per evaluation step (the study's own table is rendered, see below).
+    *[q(PERFORMANCE, "| {} | {:.3f} ± {:.3f} | {:.3f} ± {:.3f} |", PRECISION, lambda d, step=step: step,
+        *[lambda d, p=p, f=f, step=step: f(precision_step(d, p, step))
+          for p in ("fp32", "bf16") for f in (statistics.mean, sd)])
+      for step in STAT_STEPS],
+    q(PERFORMANCE, "Each run trained {:.1f}–{:.1f} minutes in float32 and {:.1f}–{:.1f} in bf16", PRECISION,
+      *[lambda d, p=p, f=f: f(precision_minutes(p)) for p in ("fp32", "bf16") for f in (min, max)]),
     q(PERFORMANCE, "the bf16 run ends within {:.3f} FG-ARI of the float32 run ({:.3f} / {:.3f}, {:.3f} / {:.3f}, "
       "{:.3f} / {:.3f})", PRECISION, lambda d: max(precision_gaps(d, final=True)),
-      *[lambda d, p=p, i=i: precision_runs(d, p)[i]["curve"][-1]["fg_ari"]
-        for i in range(3) for p in ("fp32", "bf16")]),
+      *[f"candidates.{p}.fg_ari.{seed}" for seed in range(3) for p in ("fp32", "bf16")]),
     q(PERFORMANCE, "At single evaluations the two differ by up to {:.3f} (seed 1, step 1,250)", PRECISION,
       lambda d: max(precision_gaps(d, final=False))),
     q(PERFORMANCE, "The seeds differ from each other by up to {:.3f} at the end (float32: {:.3f} vs {:.3f}).",
       PRECISION,
-      lambda d: d["runs"]["fp32"]["0"]["curve"][-1]["fg_ari"] - d["runs"]["fp32"]["2"]["curve"][-1]["fg_ari"],
-      "runs.fp32.0.curve.-1.fg_ari", "runs.fp32.2.curve.-1.fg_ari"),
+      lambda d: d["candidates"]["fp32"]["fg_ari"]["0"] - d["candidates"]["fp32"]["fg_ari"]["2"],
+      "candidates.fp32.fg_ari.0", "candidates.fp32.fg_ari.2"),
     q(PERFORMANCE, "no effect of bf16 on learning larger than {:.3f} FG-ARI at step {:,}, in 3 paired seeds", PRECISION,
-      lambda d: max(precision_gaps(d, final=True)), "runs.fp32.0.final_step"),
+      lambda d: max(precision_gaps(d, final=True)), "candidates.fp32.curves.0.-1.step"),
     q(PERFORMANCE, "bf16 trains {:.1f}× faster on this model ({:.1f} vs {:.1f} img/s, seed 0)", PRECISION,
-      lambda d: d["runs"]["bf16"]["0"]["median_train_img_per_s"] / d["runs"]["fp32"]["0"]["median_train_img_per_s"],
-      "runs.bf16.0.median_train_img_per_s", "runs.fp32.0.median_train_img_per_s"),
+      lambda d: (d["candidates"]["bf16"]["measures"]["train_img_per_s"]["0"]
+                 / d["candidates"]["fp32"]["measures"]["train_img_per_s"]["0"]),
+      "candidates.bf16.measures.train_img_per_s.0", "candidates.fp32.measures.train_img_per_s.0"),
     # docs/reproduction.md: the rows.
     q(REPRODUCTION, "| seed 0 of the chosen CPU recipe: {:.1f} at T = 3, {:.1f} at T = 5 ({:,} images, {:.2f} % of the "
       "paper's 32M); seeds 0–2: {:.1f} ± {:.1f} |", CARD_TETRO, lambda d: 100 * get(d, card_eval(3)),
@@ -939,30 +961,46 @@ def test_the_demos_short_run_note_counts_the_steps_the_readme_expects_on_avx2():
     assert f"before {DEMO_SLOW_MACHINE_STEPS:,} steps (a slower or busy machine)" in (ROOT / README).read_text()
 
 
-def test_the_demo_recipe_table_is_the_committed_study():
-    """docs/performance.md's demo-recipe table is what benchmarks/demo_recipe.py renders from its committed JSON,
-    and the recipe `configs/demo.yaml` is the study's best candidate (highest mean) applied to its base. It also has
-    the highest lowest seed, and every other candidate's lowest seed is below it: more seeds of another could lower
-    its minimum, never lift it above the recipe's (the page's reason for stopping others short of 3 seeds)."""
-    from benchmarks.demo_recipe import CANDIDATES, render_into
+STUDY_PAGES = [("tetrominoes_cpu", REPRODUCTION), ("demo", PERFORMANCE), ("precision", PERFORMANCE)]
+
+
+def study_definition(name: str):
+    return importlib.import_module(f"studies.{name}.definition")
+
+
+@pytest.mark.parametrize("name,page", STUDY_PAGES)
+def test_a_study_table_on_a_page_is_the_committed_study(name, page):
+    """The page shows the study's committed table.md between the study's markers, and its summary.json and table.md
+    are what its committed per-run JSON give (`python -m studies.NAME summary --page PAGE` writes all three)."""
+    from studies.study import markdown_table, page_with_table, summarize
+
+    study = study_definition(name).STUDY
+    summary = summarize(study)
+    assert load(str(study.results().relative_to(ROOT) / "summary.json")) == summary
+    table = (study.results() / "table.md").read_text()
+    assert table == markdown_table(summary) + "\n"
+    text = (ROOT / page).read_text()
+    assert text == page_with_table(text, study, table.strip()), f"run python -m studies.{name} summary --page {page}"
+
+
+def test_the_demo_recipe_is_the_studys_best_candidate():
+    """The recipe `configs/demo.yaml` is the demo study's best candidate (highest mean) applied to its base. It also
+    has the highest lowest seed, and every other candidate's lowest seed is below it: more seeds of another could
+    lower its minimum, never lift it above the recipe's (the page's reason for stopping others short of 3 seeds)."""
     from slotattn import load_config
 
-    page = ROOT / PERFORMANCE
-    summary = load(f"{RESULTS}/demo_recipe.json")
-    assert page.read_text() == render_into(page, summary), "run python -m benchmarks.demo_recipe summary --page ..."
+    study = study_definition("demo").STUDY
+    summary = load(DEMO_STUDY)
     best = max(summary["candidates"], key=lambda name: summary["candidates"][name]["mean"])
     assert summary["candidates"][best]["n"] >= 3
     assert all(c["min"] < summary["candidates"][best]["min"] for name, c in summary["candidates"].items() if name != best)
-    assert load_config("demo") == load_config("tetrominoes_small", CANDIDATES[best][0])
+    assert load_config("demo") == load_config(study.base, study.candidates[best])
 
 
-def test_the_cpu_recipe_table_is_the_committed_study():
-    """docs/reproduction.md's recipe-study table is what benchmarks/cpu_recipe.py renders from its committed JSON,
-    and every candidate in the JSON is one the script defines, with the overrides it defines."""
-    from benchmarks.cpu_recipe import BUDGET_IMAGES, CANDIDATES, render_into
-
-    page = ROOT / REPRODUCTION
-    summary = load(f"{RESULTS}/cpu_recipe.json")
-    assert page.read_text() == render_into(page, summary), "run python -m benchmarks.cpu_recipe summary --page ..."
-    for name, row in summary["candidates"].items():
-        assert row["overrides"] == CANDIDATES[name] and row["images"] == BUDGET_IMAGES
+def test_the_cpu_recipe_studys_candidates_are_the_ones_it_defines():
+    """Every candidate in the CPU-recipe study's summary is one its definition has, with the overrides it defines
+    and the study's image budget."""
+    definition = study_definition("tetrominoes_cpu")
+    for name, row in load(CPU_STUDY)["candidates"].items():
+        assert row["overrides"] == list(definition.STUDY.candidates[name])
+        assert row["images"] == definition.BUDGET_IMAGES
