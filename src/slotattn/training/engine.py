@@ -397,7 +397,9 @@ def _train(cfg: Config, model: torch.nn.Module, task: Task, make_source: Callabl
     batches = iter(loader)
     try:
         while state.step < cfg.train.steps:
+            waited = time.perf_counter()
             batch = to_device(next(batches), device)
+            loop.data_wait += time.perf_counter() - waited
             noise = draw_slot_noise(model, cfg.train.batch_size, dist_info, device, state.step)
             outcome = train_step(state, forward, task, batch, noise, precision=precision,
                                  grad_clip_norm=cfg.optim.grad_clip_norm, dist_info=dist_info,
@@ -536,6 +538,7 @@ class _Loop:
         self.metrics: dict[str, float] = {}
         self.last_checkpoint = last_checkpoint  # named by the non-finite guard
         self.window_start, self.window_images = time.perf_counter(), 0
+        self.data_wait = 0.0  # seconds of this window spent waiting for the next batch (the main loop adds to it)
         self.lr = state.learning_rate  # the rate the coming step uses (logged with it)
 
     def on_nonfinite(self, outcome: StepOutcome) -> None:
@@ -556,11 +559,14 @@ class _Loop:
         self.window_images += cfg.batch_size
         logged = None
         if step % cfg.log_every == 0 or last:
-            logged = values | {"lr": self.lr, "img_per_s": self.window_images / (time.perf_counter() - self.window_start)}
+            elapsed = time.perf_counter() - self.window_start
+            # data_wait: the share of the window spent waiting for batches (near 0: the data keeps up)
+            logged = values | {"lr": self.lr, "img_per_s": self.window_images / elapsed,
+                               "data_wait": min(self.data_wait / elapsed, 1.0)}
             if self.cfg.optim.skip_nonfinite:
                 logged["skipped_steps"] = self.state.skipped_steps
             self.runlog.write(step, "train", logged)
-            self.window_start, self.window_images = time.perf_counter(), 0
+            self.window_start, self.window_images, self.data_wait = time.perf_counter(), 0, 0.0
         self.lr = self.state.learning_rate
         if self.progress is not None:
             self.progress(step, cfg.steps, logged)
@@ -576,7 +582,7 @@ class _Loop:
         if step % cfg.ckpt_every == 0 or last:
             self.checkpoint()
         if step % cfg.eval_every == 0 or step % cfg.vis_every == 0 or step % cfg.ckpt_every == 0:
-            self.window_start = time.perf_counter()  # images/s measures training steps only
+            self.window_start, self.data_wait = time.perf_counter(), 0.0  # images/s measures training steps only
 
     def checkpoint(self) -> Path:
         """Rank 0 writes; every rank waits, then knows the path. Nothing non-finite is ever written."""
