@@ -111,11 +111,12 @@ for name in ("tetrominoes_bf16", "tetrominoes_fp32", "clevr6"):
     if not (run_dir / "metrics.jsonl").exists():
         result["runs"][name] = None
         continue
-    rows = [r for r in read_metrics(run_dir) if r["split"] == "train"][1:]  # the first window holds warm-up
+    logged = [r for r in read_metrics(run_dir) if r["split"] == "train"]
+    rows = logged[1:] or logged  # the first window holds the warm-up (cuDNN autotuning, worker start)
     smi = work / f"{name}.smi"
     util = [float(v) for v in smi.read_text().split()] if smi.exists() else []
     result["runs"][name] = {
-        "start": read_starts(run_dir)[-1], "steps": max((r["step"] for r in rows), default=0),
+        "start": read_starts(run_dir)[-1], "steps": max((r["step"] for r in logged), default=0),
         "median_images_per_s": statistics.median(r["img_per_s"] for r in rows) if rows else None,
         "median_data_wait": statistics.median(r["data_wait"] for r in rows) if rows and "data_wait" in rows[0]
         else None,
